@@ -1,0 +1,146 @@
+//! Every limit and timeout the server enforces, in one place.
+//!
+//! Each field is a command-line flag (and most an environment variable) so an operator can tune it
+//! without reading the code; each doc line gives the unit, the default and what trading it costs.
+//! `wschat --help` prints these same lines.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// wschat: a real-time chat server with a hand-rolled RFC 6455 WebSocket implementation.
+#[derive(Parser, Debug, Clone)]
+#[command(version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port; the bound address is logged.
+    #[arg(long, env = "WSCHAT_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Log every WebSocket frame in and out (direction, FIN, RSV, opcode, mask, length, first
+    /// bytes in hex) at INFO level. A teaching aid: slow, and it logs message contents.
+    #[arg(long)]
+    pub trace_frames: bool,
+
+    /// Largest chat message, in bytes, after reassembling fragments. Bigger ones close the
+    /// connection with 1009. Default 64 KiB: far above any human message, small enough that a
+    /// peer cannot make the server buffer much.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_message_size: usize,
+
+    /// Largest message on `/echo`, in bytes. Default 16 MiB so the Autobahn suite's large-message
+    /// cases run; `/echo` is a conformance tool, not a chat room.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub echo_max_message_size: usize,
+
+    /// Largest single frame payload, in bytes (0 = no limit beyond the message size). A frame over
+    /// it closes the connection with 1009.
+    #[arg(long, default_value_t = 0)]
+    pub max_frame_size: usize,
+
+    /// Largest `text` of a chat message, in bytes. A longer one is answered with an `error`
+    /// event (`too_long`) and the connection stays open.
+    #[arg(long, default_value_t = 4096)]
+    pub max_text_len: usize,
+
+    /// Most WebSocket connections open at once; beyond it an upgrade gets `503`. 0 = derived from
+    /// the process's open-file limit (raised to its hard limit at start) less 128 for headroom.
+    #[arg(long, env = "WSCHAT_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Messages (chat or typing) a connection may send per second, sustained. 0 = no limit.
+    /// Over it the client gets an `error` event `rate_limited` and the message is dropped.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate_limit: f64,
+
+    /// Burst of messages a connection may send at once above `--rate-limit`.
+    #[arg(long, default_value_t = 400.0)]
+    pub rate_burst: f64,
+
+    /// Messages dropped for `rate_limited` in a row after which the client is closed with 1008.
+    #[arg(long, default_value_t = 100)]
+    pub rate_strikes: u32,
+
+    /// Longest nickname, in characters.
+    #[arg(long, default_value_t = 32)]
+    pub max_name_len: usize,
+
+    /// Longest room name, in characters.
+    #[arg(long, default_value_t = 64)]
+    pub max_room_len: usize,
+
+    /// Messages a room keeps for late joiners and reconnecting clients (`since=`).
+    #[arg(long, default_value_t = 100)]
+    pub history: usize,
+
+    /// Capacity of each room's broadcast channel, in events. A client further behind than this
+    /// gets a `lagged` notice and skips ahead. Larger = more tolerance of bursts, more memory per
+    /// busy room (each slot holds one shared frame).
+    #[arg(long, default_value_t = 4096)]
+    pub channel_capacity: usize,
+
+    /// Bytes of frames a connection may have queued but not yet written before it stops taking
+    /// events from the room (and so starts to lag instead of growing memory).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub write_buffer: usize,
+
+    /// Rooms with more users than this get presence as one coalesced `presence` event per
+    /// `--presence-interval-ms` instead of a `join`/`leave` per user, and a bounded welcome.
+    #[arg(long, default_value_t = 100)]
+    pub presence_threshold: usize,
+
+    /// Interval between coalesced `presence` events in large rooms.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1000ms")]
+    pub presence_interval: Duration,
+
+    /// Most names in a welcome's `users` list; the welcome's `count` gives the total.
+    #[arg(long, default_value_t = 100)]
+    pub welcome_users: usize,
+
+    /// Time a client may take to send complete HTTP request headers (slowloris defence).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub header_timeout: Duration,
+
+    /// Time without any frame from a client before the server pings it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub ping_interval: Duration,
+
+    /// Time without any frame from a client (pong included) before it is closed with 1001 and
+    /// announced as left. Must exceed the ping interval.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "75s")]
+    pub idle_timeout: Duration,
+
+    /// Time to wait for the peer's close frame after sending ours.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub close_timeout: Duration,
+
+    /// Time a connection's socket may stay unwritable with frames queued before the client
+    /// is dropped as a slow consumer.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub write_timeout: Duration,
+
+    /// Time to wait for clients to finish the close handshake on shutdown.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub shutdown_grace: Duration,
+
+    /// An Origin allowed besides the page's own (repeatable), e.g. `http://localhost:3000`.
+    /// Browsers send Origin; a request whose Origin is neither its own Host nor listed gets `403`.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_from(["wschat"])
+    }
+}
+
+impl Config {
+    /// Defaults, listening on an ephemeral loopback port: what tests and benches start from.
+    pub fn for_tests() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! wschat: a real-time chat server with a hand-rolled RFC 6455 WebSocket implementation.
+//!
+//! Read it bottom-up: [`ws`] is the protocol (handshake, frames, masking, a connection's reader and
+//! writer) and knows nothing of chat; [`chat`] is the meaning (rooms, presence, history, the JSON
+//! protocol) and knows nothing of frame bytes beyond "encode this once"; [`server`] accepts TCP,
+//! speaks HTTP with hyper and hands upgraded connections to a chat or echo session.
+
+pub mod chat;
+pub mod config;
+pub mod echo;
+pub mod metrics;
+pub mod server;
+pub mod ws;
+
+pub use config::Config;
+pub use server::Server;
