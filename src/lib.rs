@@ -3,13 +3,15 @@
 //! Read it bottom-up: [`ws`] is the protocol (handshake, frames, masking, a connection's reader and
 //! writer) and knows nothing of chat; [`chat`] is the meaning (rooms, presence, history, the JSON
 //! protocol) and knows nothing of frame bytes beyond "encode this once"; [`server`] accepts TCP,
-//! speaks HTTP with hyper and hands upgraded connections to a chat or echo session.
+//! speaks HTTP with hyper and hands upgraded connections to a chat or [`echo`] session.
 
+pub mod assets;
 pub mod chat;
 pub mod config;
 pub mod echo;
 pub mod metrics;
 pub mod server;
+pub mod state;
 pub mod ws;
 
 pub use config::Config;

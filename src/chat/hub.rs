@@ -32,7 +32,12 @@ impl Hub {
 
     /// Joins `nick` to `room_name`, creating the room on first use. Must run inside a tokio
     /// runtime: a new room starts its presence ticker.
-    pub fn join(self: &Arc<Self>, room_name: &str, nick: &str, since: Option<u64>) -> (Membership, Entry) {
+    pub fn join(
+        self: &Arc<Self>,
+        room_name: &str,
+        nick: &str,
+        since: Option<u64>,
+    ) -> (Membership, Entry) {
         let room = {
             let mut rooms = self.lock();
             let room = rooms
@@ -82,7 +87,9 @@ impl Hub {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Room>>> {
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

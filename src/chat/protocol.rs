@@ -207,7 +207,10 @@ mod tests {
         let cases = [
             (r#"{"type":"message","text":"  "}"#, RequestError::EmptyText),
             ("", RequestError::EmptyText),
-            (r#"{"type":"message","text":"0123456789a"}"#, RequestError::TextTooLong),
+            (
+                r#"{"type":"message","text":"0123456789a"}"#,
+                RequestError::TextTooLong,
+            ),
             (r#"{"type":"dance"}"#, RequestError::UnknownType),
             (r#"{"type":"message"}"#, RequestError::BadRequest),
             (r#"{"text":"no type"}"#, RequestError::BadRequest),

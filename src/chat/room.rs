@@ -101,7 +101,9 @@ impl Room {
     fn lock(&self) -> MutexGuard<'_, RoomState> {
         // A panic while holding the lock leaves consistent-enough state (counts and a ring);
         // keep serving rather than poisoning every member of the room.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts a connection that is about to enter, so the hub will not drop the room meanwhile.
@@ -302,7 +304,11 @@ mod tests {
         Room::new("lobby", config)
     }
 
-    fn enter(room: &Room, nick: &str, since: Option<u64>) -> (Value, broadcast::Receiver<Delivery>) {
+    fn enter(
+        room: &Room,
+        nick: &str,
+        since: Option<u64>,
+    ) -> (Value, broadcast::Receiver<Delivery>) {
         room.reserve();
         let entry = room.enter(nick, since);
         (json(&entry.welcome), entry.events)
@@ -320,7 +326,10 @@ mod tests {
         for rx in [&mut ann, &mut bob] {
             assert_eq!(next(rx)["id"], 1);
             let two = next(rx);
-            assert_eq!((two["id"].as_u64(), two["text"].as_str()), (Some(2), Some("two")));
+            assert_eq!(
+                (two["id"].as_u64(), two["text"].as_str()),
+                (Some(2), Some("two"))
+            );
         }
     }
 
@@ -345,7 +354,10 @@ mod tests {
             .collect();
         assert_eq!(ids, [3, 4, 5]);
         assert_eq!(welcome["users"], serde_json::json!(["ann", "bob"]));
-        assert_eq!((welcome["count"].as_u64(), welcome["last_id"].as_u64()), (Some(2), Some(5)));
+        assert_eq!(
+            (welcome["count"].as_u64(), welcome["last_id"].as_u64()),
+            (Some(2), Some(5))
+        );
     }
 
     #[test]
@@ -359,19 +371,36 @@ mod tests {
             room.post("ann", &format!("m{i}"));
         }
         let ids = |w: &Value| -> Vec<u64> {
-            w["history"].as_array().unwrap().iter().map(|m| m["id"].as_u64().unwrap()).collect()
+            w["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_u64().unwrap())
+                .collect()
         };
         let (w, _) = enter(&room, "bob", Some(3));
-        assert_eq!((ids(&w), w["truncated"].as_bool()), (vec![4, 5], Some(false)));
+        assert_eq!(
+            (ids(&w), w["truncated"].as_bool()),
+            (vec![4, 5], Some(false))
+        );
         let (w, _) = enter(&room, "bob", Some(2));
-        assert_eq!((ids(&w), w["truncated"].as_bool()), (vec![3, 4, 5], Some(false)));
+        assert_eq!(
+            (ids(&w), w["truncated"].as_bool()),
+            (vec![3, 4, 5], Some(false))
+        );
         let (w, _) = enter(&room, "bob", Some(1));
-        assert_eq!((ids(&w), w["truncated"].as_bool()), (vec![3, 4, 5], Some(true)));
+        assert_eq!(
+            (ids(&w), w["truncated"].as_bool()),
+            (vec![3, 4, 5], Some(true))
+        );
         let (w, _) = enter(&room, "bob", Some(5));
         assert_eq!((ids(&w), w["truncated"].as_bool()), (vec![], Some(false)));
         // A cursor from before a restart is past the end: say so, send what there is.
         let (w, _) = enter(&room, "bob", Some(99));
-        assert_eq!((ids(&w), w["truncated"].as_bool()), (vec![3, 4, 5], Some(true)));
+        assert_eq!(
+            (ids(&w), w["truncated"].as_bool()),
+            (vec![3, 4, 5], Some(true))
+        );
     }
 
     #[test]
@@ -379,12 +408,21 @@ mod tests {
         let room = room(RoomConfig::default());
         let (_, mut watcher) = enter(&room, "watcher", None);
         let _tab1 = enter(&room, "ann", None);
-        assert_eq!(next(&mut watcher), serde_json::json!({"type":"join","name":"ann"}));
+        assert_eq!(
+            next(&mut watcher),
+            serde_json::json!({"type":"join","name":"ann"})
+        );
         let _tab2 = enter(&room, "ann", None);
-        assert!(room.exit("ann") == false);
-        assert!(watcher.try_recv().is_err(), "second tab neither joins nor leaves");
+        assert!(!room.exit("ann"));
+        assert!(
+            watcher.try_recv().is_err(),
+            "second tab neither joins nor leaves"
+        );
         room.exit("ann");
-        assert_eq!(next(&mut watcher), serde_json::json!({"type":"leave","name":"ann"}));
+        assert_eq!(
+            next(&mut watcher),
+            serde_json::json!({"type":"leave","name":"ann"})
+        );
         assert!(room.exit("watcher"), "room is empty");
     }
 
@@ -413,14 +451,20 @@ mod tests {
         }
         room.exit("e"); // joined and left within the interval: never announced
         room.exit("b");
-        assert!(watcher.try_recv().is_err(), "nothing until the interval ends");
+        assert!(
+            watcher.try_recv().is_err(),
+            "nothing until the interval ends"
+        );
         room.flush_presence();
         assert_eq!(
             next(&mut watcher),
             serde_json::json!({"type":"presence","joined":["c","d"],"left":["b"],"count":3})
         );
         room.flush_presence();
-        assert!(watcher.try_recv().is_err(), "an empty interval sends nothing");
+        assert!(
+            watcher.try_recv().is_err(),
+            "an empty interval sends nothing"
+        );
         let (welcome, _) = enter(&room, "z", None);
         assert_eq!(welcome["users"], serde_json::json!(["a", "c"]));
         assert_eq!(welcome["count"], 4);

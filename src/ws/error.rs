@@ -42,8 +42,15 @@ impl Error {
     pub fn close_code(self) -> Option<u16> {
         use Error::*;
         Some(match self {
-            ReservedBits | UnknownOpcode(_) | FragmentedControl | ControlTooLong | BadLength
-            | UnmaskedFrame | UnexpectedContinuation | ExpectedContinuation | BadClosePayload
+            ReservedBits
+            | UnknownOpcode(_)
+            | FragmentedControl
+            | ControlTooLong
+            | BadLength
+            | UnmaskedFrame
+            | UnexpectedContinuation
+            | ExpectedContinuation
+            | BadClosePayload
             | InvalidCloseCode(_) => close_code::PROTOCOL_ERROR,
             InvalidUtf8 => close_code::INVALID_PAYLOAD,
             MessageTooBig => close_code::MESSAGE_TOO_BIG,

@@ -211,6 +211,7 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
     pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY_VIOLATION: u16 = 1008;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
@@ -278,7 +279,9 @@ mod tests {
     #[test]
     fn rfc_example_lengths() {
         // Section 5.7: 256 bytes use the 16-bit form, 64 KiB the 64-bit form.
-        let (h, n) = FrameHeader::parse(&[0x82, 0x7E, 0x01, 0x00]).unwrap().unwrap();
+        let (h, n) = FrameHeader::parse(&[0x82, 0x7E, 0x01, 0x00])
+            .unwrap()
+            .unwrap();
         assert_eq!((h.payload_len, n), (256, 4));
         let wire = [0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0];
         let (h, n) = FrameHeader::parse(&wire).unwrap().unwrap();
@@ -297,7 +300,11 @@ mod tests {
             h.encode(&mut wire);
             assert_eq!(wire.len(), h.encoded_len());
             for cut in 0..wire.len() {
-                assert_eq!(FrameHeader::parse(&wire[..cut]).unwrap(), None, "{h:?} cut {cut}");
+                assert_eq!(
+                    FrameHeader::parse(&wire[..cut]).unwrap(),
+                    None,
+                    "{h:?} cut {cut}"
+                );
             }
             assert_eq!(
                 FrameHeader::parse(&wire).unwrap(),
@@ -317,10 +324,22 @@ mod tests {
     #[test]
     fn protocol_violations() {
         assert_eq!(FrameHeader::parse(&[0xC1, 0x80]), Err(Error::ReservedBits));
-        assert_eq!(FrameHeader::parse(&[0x83, 0x80]), Err(Error::UnknownOpcode(3)));
-        assert_eq!(FrameHeader::parse(&[0x8B, 0x80]), Err(Error::UnknownOpcode(0xB)));
-        assert_eq!(FrameHeader::parse(&[0x09, 0x80]), Err(Error::FragmentedControl));
-        assert_eq!(FrameHeader::parse(&[0x89, 0xFE]), Err(Error::ControlTooLong));
+        assert_eq!(
+            FrameHeader::parse(&[0x83, 0x80]),
+            Err(Error::UnknownOpcode(3))
+        );
+        assert_eq!(
+            FrameHeader::parse(&[0x8B, 0x80]),
+            Err(Error::UnknownOpcode(0xB))
+        );
+        assert_eq!(
+            FrameHeader::parse(&[0x09, 0x80]),
+            Err(Error::FragmentedControl)
+        );
+        assert_eq!(
+            FrameHeader::parse(&[0x89, 0xFE]),
+            Err(Error::ControlTooLong)
+        );
         let huge = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(FrameHeader::parse(&huge), Err(Error::BadLength));
     }

@@ -85,7 +85,11 @@ pub fn validate<B>(req: &Request<B>) -> Result<String, HandshakeError> {
     if !has_token(headers, CONNECTION, "upgrade") {
         return Err(HandshakeError::NoConnectionUpgrade);
     }
-    if headers.get("sec-websocket-version").map(HeaderValue::as_bytes) != Some(b"13") {
+    if headers
+        .get("sec-websocket-version")
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
         return Err(HandshakeError::UnsupportedVersion);
     }
     let key = headers
@@ -115,7 +119,9 @@ pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Hands
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
-    let origin = origin.to_str().map_err(|_| HandshakeError::ForbiddenOrigin)?;
+    let origin = origin
+        .to_str()
+        .map_err(|_| HandshakeError::ForbiddenOrigin)?;
     if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         return Ok(());
     }
@@ -177,8 +183,10 @@ mod tests {
         let mut req = req;
         req.headers_mut()
             .insert("upgrade", HeaderValue::from_static("WebSocket"));
-        req.headers_mut()
-            .insert("connection", HeaderValue::from_static("keep-alive, UPGRADE"));
+        req.headers_mut().insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, UPGRADE"),
+        );
         assert!(validate(&req).is_ok());
     }
 
@@ -195,7 +203,11 @@ mod tests {
                 HandshakeError::OldHttpVersion,
                 400,
             ),
-            (without(upgrade(), "upgrade"), HandshakeError::NoUpgradeHeader, 400),
+            (
+                without(upgrade(), "upgrade"),
+                HandshakeError::NoUpgradeHeader,
+                400,
+            ),
             (
                 with(upgrade(), "connection", "keep-alive"),
                 HandshakeError::NoConnectionUpgrade,
@@ -206,7 +218,11 @@ mod tests {
                 HandshakeError::UnsupportedVersion,
                 426,
             ),
-            (without(upgrade(), "sec-websocket-key"), HandshakeError::BadKey, 400),
+            (
+                without(upgrade(), "sec-websocket-key"),
+                HandshakeError::BadKey,
+                400,
+            ),
             (
                 with(upgrade(), "sec-websocket-key", "c2hvcnQ="),
                 HandshakeError::BadKey,
@@ -249,9 +265,14 @@ mod tests {
         );
     }
 
-    fn with(builder: http::request::Builder, name: &'static str, value: &'static str) -> Request<()> {
+    fn with(
+        builder: http::request::Builder,
+        name: &'static str,
+        value: &'static str,
+    ) -> Request<()> {
         let mut req = builder.body(()).unwrap();
-        req.headers_mut().insert(name, HeaderValue::from_static(value));
+        req.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
         req
     }
 

@@ -5,6 +5,7 @@
 //! every protocol check) and [`writer`] (queued frames to one vectored write). [`Error`] lists every
 //! way a connection can fail and the close code each earns.
 
+pub mod conn;
 mod error;
 pub mod frame;
 pub mod handshake;
@@ -13,6 +14,7 @@ pub mod reader;
 pub mod trace;
 pub mod writer;
 
+pub use conn::{Ending, WebSocket};
 pub use error::Error;
 pub use frame::{close_code, encode_close, encode_frame, FrameHeader, OpCode};
 pub use reader::{Limits, Message, MessageReader};

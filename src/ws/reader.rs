@@ -124,17 +124,30 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         }
     }
 
+    /// Whether the connection is past its last message (a close, or an error).
+    pub fn is_finished(&self) -> bool {
+        self.done
+    }
+
+    /// Reads and throws away everything until the peer closes (or the read fails).
+    pub async fn discard_until_eof(&mut self) {
+        loop {
+            self.pending.clear();
+            if self.fill().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Reads whatever the socket has into `pending`.
     async fn fill(&mut self) -> Result<(), Error> {
         let n = poll_fn(|cx| {
             let mut scratch = [0u8; SCRATCH_SIZE];
             let mut buf = ReadBuf::new(&mut scratch);
-            Pin::new(&mut self.io)
-                .poll_read(cx, &mut buf)
-                .map_ok(|()| {
-                    self.pending.extend_from_slice(buf.filled());
-                    buf.filled().len()
-                })
+            Pin::new(&mut self.io).poll_read(cx, &mut buf).map_ok(|()| {
+                self.pending.extend_from_slice(buf.filled());
+                buf.filled().len()
+            })
         })
         .await?;
         if n == 0 {
@@ -358,10 +371,7 @@ mod tests {
     #[tokio::test]
     async fn reads_a_masked_text_message() {
         let wire = client_frame(true, 1, b"Hello");
-        assert_eq!(
-            first_result(&wire).await,
-            Ok(Message::Text("Hello".into()))
-        );
+        assert_eq!(first_result(&wire).await, Ok(Message::Text("Hello".into())));
     }
 
     #[tokio::test]
@@ -384,7 +394,10 @@ mod tests {
         let second = client_frame(true, 1, b"later");
         let mock = Builder::new().read(&second).build();
         let mut r = MessageReader::new(mock, &first, LIMITS, false);
-        assert_eq!(r.read_message().await, Ok(Message::Text("pipelined".into())));
+        assert_eq!(
+            r.read_message().await,
+            Ok(Message::Text("pipelined".into()))
+        );
         assert_eq!(r.read_message().await, Ok(Message::Text("later".into())));
     }
 
@@ -413,7 +426,10 @@ mod tests {
         wire.extend(client_frame(true, 0, b"ted"));
         let mut r = reader(&wire);
         assert_eq!(r.read_message().await, Ok(Message::Ping(Bytes::new())));
-        assert_eq!(r.read_message().await, Ok(Message::Text("fragmented".into())));
+        assert_eq!(
+            r.read_message().await,
+            Ok(Message::Text("fragmented".into()))
+        );
     }
 
     #[tokio::test]
@@ -491,7 +507,9 @@ mod tests {
             max_message: 1024,
             max_frame: 10,
         };
-        let mock = Builder::new().read(&client_frame(true, 2, &[0; 11])).build();
+        let mock = Builder::new()
+            .read(&client_frame(true, 2, &[0; 11]))
+            .build();
         let mut r = MessageReader::new(mock, &[], limits, false);
         assert_eq!(r.read_message().await, Err(Error::MessageTooBig));
     }

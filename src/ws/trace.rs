@@ -26,7 +26,13 @@ pub fn trace_frame(direction: Direction, header: &FrameHeader, payload: &[u8]) {
     }
     let text: String = shown
         .iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
         .collect();
     let more = if payload.len() > PREVIEW { "…" } else { "" };
     tracing::info!(

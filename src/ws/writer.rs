@@ -40,7 +40,7 @@ pub struct FrameWriter<W> {
     stats: WriteStats,
 }
 
-impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+impl<W> FrameWriter<W> {
     pub fn new(io: W, trace: bool) -> Self {
         FrameWriter {
             io,
@@ -75,7 +75,9 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub fn take_stats(&mut self) -> WriteStats {
         std::mem::take(&mut self.stats)
     }
+}
 
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes until the queue is empty. Cancel-safe: progress is recorded after every write,
     /// so a dropped `flush` loses nothing and the next one resumes mid-frame.
     pub async fn flush(&mut self) -> io::Result<()> {
