@@ -1,0 +1,605 @@
+//! Harness for the browser tests: real headless Chromium, driven over WebDriver, against the real
+//! server on a loopback port.
+//!
+//! Each test calls [`run`] with an async body. `run` takes a process-wide lock (the tests share two
+//! cores, and two Chromium instances per test are plenty), starts its own chromedriver on a free
+//! loopback port, runs the body on a fresh tokio runtime, then closes every browser session and
+//! kills the chromedriver it started, by PID, even when the body panicked.
+//!
+//! When Chromium or chromedriver is not installed the test prints `SKIPPED` and passes, unless
+//! `WSCHAT_REQUIRE_BROWSER=1` (set by CI), which turns the absence into a failure.
+//!
+//! Waiting is always "poll a condition until it holds or a generous deadline passes": never a
+//! fixed sleep followed by an assertion, which is either slow or flaky.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long a wait polls before it gives up. Generous: CI machines are slow and shared, and a
+/// passing wait returns as soon as its condition holds, so the bound costs nothing when green.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Interval between two polls of a condition.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Serializes the browser tests of one test binary (see the module doc).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Distinguishes the temporary profile directories of one process.
+static PROFILE_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+// ------------------------------------------------------------------------------------------------
+// Finding and starting the browser.
+
+/// Where Chromium and chromedriver are, if both are installed.
+struct Tools {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+/// Looks for the binaries: `WSCHAT_CHROMIUM` / `WSCHAT_CHROMEDRIVER` if set, else the usual names
+/// on `PATH` (Debian's packages put them in /usr/bin).
+fn find_tools() -> Option<Tools> {
+    let from_env = |var: &str| std::env::var_os(var).map(PathBuf::from);
+    let chromium = from_env("WSCHAT_CHROMIUM").or_else(|| {
+        ["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .find_map(|name| on_path(name))
+    })?;
+    let chromedriver = from_env("WSCHAT_CHROMEDRIVER").or_else(|| on_path("chromedriver"))?;
+    (chromium.is_file() && chromedriver.is_file()).then_some(Tools {
+        chromium,
+        chromedriver,
+    })
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A chromedriver this process started; dropping it kills that process (and the Chromium
+/// instances it launched, which share its process group).
+struct DriverProcess {
+    child: Child,
+    url: String,
+}
+
+impl DriverProcess {
+    fn start(tools: &Tools) -> DriverProcess {
+        let port = free_port();
+        let mut command = Command::new(&tools.chromedriver);
+        command
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Its own process group, so the cleanup can reach the browsers it spawned.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.chromedriver.display()));
+        let driver = DriverProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        // chromedriver listens within a few hundred milliseconds; poll its port.
+        let deadline = Instant::now() + WAIT;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {addr} within {WAIT:?}"
+            );
+            std::thread::sleep(POLL);
+        }
+        driver
+    }
+}
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        // The process group we created for chromedriver: any Chromium left behind by a failed
+        // test dies with it. Signalled by its id, never by name.
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port: bind port 0, read it, release it. chromedriver takes it a moment later;
+/// the window for another process to grab it in between is negligible on a test machine.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Running a test.
+
+/// Runs one browser test body (see the module doc). Returns without running it when the browser
+/// is missing and not required.
+pub fn run<F, Fut>(body: F)
+where
+    F: FnOnce(Browser) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    // A panicking test poisons the lock; the next test may still run.
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+
+    let Some(tools) = find_tools() else {
+        if std::env::var("WSCHAT_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!(
+                "WSCHAT_REQUIRE_BROWSER=1 but chromium/chromedriver is not installed \
+                 (apt-get install -y chromium chromium-driver)"
+            );
+        }
+        println!("SKIPPED: chromium/chromedriver not installed");
+        return;
+    };
+
+    let driver = DriverProcess::start(&tools);
+    let browser = Browser {
+        inner: Arc::new(BrowserInner {
+            webdriver_url: driver.url.clone(),
+            chromium: tools.chromium,
+            sessions: Mutex::new(Vec::new()),
+            profiles: Mutex::new(Vec::new()),
+        }),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let outcome = runtime.block_on(async {
+        let outcome = AssertUnwindSafe(body(browser.clone())).catch_unwind().await;
+        browser.close_all().await;
+        outcome
+    });
+    drop(runtime);
+    browser.remove_profiles();
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Opens browser sessions (each a separate Chromium with a fresh profile, so two pages are two
+/// independent users) and cleans them up when the test ends.
+#[derive(Clone)]
+pub struct Browser {
+    inner: Arc<BrowserInner>,
+}
+
+struct BrowserInner {
+    webdriver_url: String,
+    chromium: PathBuf,
+    sessions: Mutex<Vec<Client>>,
+    profiles: Mutex<Vec<PathBuf>>,
+}
+
+/// Window sizes the tests use: a laptop, and a phone in portrait.
+pub const DESKTOP: (u32, u32) = (1200, 760);
+pub const PHONE: (u32, u32) = (390, 760);
+
+impl Browser {
+    /// A new headless Chromium session with the given window size, on a blank page.
+    pub async fn session(&self, (width, height): (u32, u32)) -> Client {
+        let profile = std::env::temp_dir().join(format!(
+            "wschat-browser-{}-{}",
+            std::process::id(),
+            PROFILE_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).expect("create a Chromium profile directory");
+        self.inner.profiles.lock().unwrap().push(profile.clone());
+
+        let args = vec![
+            "--headless".to_string(),
+            // Root in a container has no user namespace for Chromium's sandbox.
+            "--no-sandbox".to_string(),
+            "--disable-gpu".to_string(),
+            // /dev/shm is small in containers; Chromium falls back to /tmp.
+            "--disable-dev-shm-usage".to_string(),
+            // Only loopback traffic: no update checks, sync, metrics or QUIC probes.
+            "--disable-background-networking".to_string(),
+            "--disable-component-update".to_string(),
+            "--disable-sync".to_string(),
+            "--disable-quic".to_string(),
+            "--no-first-run".to_string(),
+            "--no-default-browser-check".to_string(),
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let mut options = json!({ "binary": self.inner.chromium, "args": args });
+        if width < 500 {
+            // Headless windows are at least 500 px wide; a phone needs device emulation (which
+            // also gives it a touch screen and a phone's viewport rules).
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2, "touch": true }
+            });
+        }
+        let mut caps = Capabilities::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.inner.webdriver_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open a Chromium session: {e}"));
+        self.inner.sessions.lock().unwrap().push(client.clone());
+        client
+    }
+
+    /// A page of the chat at `base` (e.g. `http://127.0.0.1:PORT`) in `room`, as `name`.
+    ///
+    /// The nickname is placed in the page's localStorage before the chat loads (on a same-origin
+    /// asset), so the page's very first connection already uses it: no `guest-N` comes and goes.
+    pub async fn chat_page(&self, base: &str, room: &str, name: &str) -> Page {
+        self.chat_page_sized(base, room, name, DESKTOP).await
+    }
+
+    pub async fn chat_page_sized(
+        &self,
+        base: &str,
+        room: &str,
+        name: &str,
+        size: (u32, u32),
+    ) -> Page {
+        let client = self.session(size).await;
+        client
+            .goto(&format!("{base}/favicon.svg"))
+            .await
+            .expect("open the favicon");
+        client
+            .execute(
+                "localStorage.setItem('wschat.name', arguments[0]);",
+                vec![json!(name)],
+            )
+            .await
+            .expect("set the nickname");
+        client
+            .goto(&format!("{base}/#{room}"))
+            .await
+            .expect("open the chat page");
+        let page = Page { client };
+        page.wait_online(name).await;
+        page
+    }
+
+    /// Closes every session this test opened (Chromium exits with its session).
+    async fn close_all(&self) {
+        let sessions: Vec<Client> = std::mem::take(&mut *self.inner.sessions.lock().unwrap());
+        for client in sessions {
+            let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+        }
+    }
+
+    fn remove_profiles(&self) {
+        for dir in self.inner.profiles.lock().unwrap().drain(..) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Talking to a page.
+
+/// One message as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub id: u64,
+    pub from: String,
+    pub text: String,
+}
+
+/// A chat page in one browser session.
+pub struct Page {
+    pub client: Client,
+}
+
+impl Page {
+    /// Runs `script` (a function body; use `return`) in the page and returns its result.
+    pub async fn eval(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls the JavaScript expression `condition` until it is truthy; panics after [`WAIT`] with
+    /// `what` and the page's log, which is usually what explains the failure.
+    pub async fn wait_until(&self, what: &str, condition: &str) {
+        self.wait_until_for(what, condition, WAIT).await
+    }
+
+    pub async fn wait_until_for(&self, what: &str, condition: &str, limit: Duration) {
+        let script = format!("return !!({condition});");
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.eval(&script).await == Value::Bool(true) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let log = self.log_text().await;
+                let status = self.status().await;
+                panic!(
+                    "timed out after {limit:?} waiting until {what}\n  condition: {condition}\n  \
+                     status: {status}\n  log:\n{log}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the page says it is connected as `name`.
+    pub async fn wait_online(&self, name: &str) {
+        let condition = format!(
+            "document.getElementById('status').dataset.state === 'online' \
+             && window.wschatDebug.stats().you === {}",
+            json!(name)
+        );
+        self.wait_until(&format!("the page is online as {name}"), &condition)
+            .await;
+    }
+
+    /// The connection state: `connecting`, `online` or `reconnecting`.
+    pub async fn status(&self) -> String {
+        let v = self
+            .eval("return document.getElementById('status').dataset.state;")
+            .await;
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Types `text` into the message box and presses Enter, as a person would.
+    pub async fn send(&self, text: &str) {
+        let input = self
+            .client
+            .find(Locator::Id("message-input"))
+            .await
+            .expect("the message box");
+        let enter: char = fantoccini::key::Key::Enter.into();
+        input
+            .send_keys(&format!("{text}{enter}"))
+            .await
+            .expect("type a message");
+    }
+
+    /// Every message in the log, in order.
+    pub async fn messages(&self) -> Vec<Shown> {
+        let v = self
+            .eval(
+                "return [...document.querySelectorAll('#log li.msg')].map(li => ({ \
+                   id: Number(li.dataset.id), \
+                   from: li.querySelector('.from').textContent, \
+                   text: li.querySelector('.text').textContent }));",
+            )
+            .await;
+        v.as_array()
+            .expect("an array of messages")
+            .iter()
+            .map(|m| Shown {
+                id: m["id"].as_u64().unwrap_or_default(),
+                from: m["from"].as_str().unwrap_or_default().to_string(),
+                text: m["text"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect()
+    }
+
+    /// The texts of the messages in the log, in order.
+    pub async fn texts(&self) -> Vec<String> {
+        self.messages().await.into_iter().map(|m| m.text).collect()
+    }
+
+    /// Waits until a message with exactly this text is in the log.
+    pub async fn wait_for_text(&self, text: &str) {
+        let condition = format!(
+            "[...document.querySelectorAll('#log li.msg .text')].some(e => e.textContent === {})",
+            json!(text)
+        );
+        self.wait_until(&format!("the log shows {text:?}"), &condition)
+            .await;
+    }
+
+    /// The names in the "Online" list.
+    pub async fn users(&self) -> Vec<String> {
+        let v = self
+            .eval(
+                "return [...document.querySelectorAll('#users li:not(.more)')]\
+                 .map(li => li.textContent);",
+            )
+            .await;
+        serde_json::from_value(v).expect("a list of names")
+    }
+
+    /// The page's counters (see `wschatDebug.stats` in static/app.js).
+    pub async fn stats(&self) -> Value {
+        self.eval("return window.wschatDebug.stats();").await
+    }
+
+    /// Every line of the log as text, for failure messages.
+    pub async fn log_text(&self) -> String {
+        let v = self
+            .eval(
+                "return [...document.querySelectorAll('#log li')]\
+                 .map(li => '    ' + li.textContent).join('\\n');",
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// A PNG of the window.
+    pub async fn screenshot(&self, path: &Path) {
+        let png = self.client.screenshot().await.expect("take a screenshot");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create the screenshot's directory");
+        }
+        std::fs::write(path, png).expect("write the screenshot");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The server, and a plain WebSocket client to act as "another user".
+
+/// The real server on a loopback port, running on the test's runtime.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    /// Starts the server on an ephemeral port.
+    pub async fn start() -> TestServer {
+        Self::start_with(wschat::Config::for_tests()).await
+    }
+
+    /// Starts the server with `config`. Binding the address of a server that just stopped can
+    /// fail for a moment while the old socket closes, so binding is retried until [`WAIT`].
+    pub async fn start_with(config: wschat::Config) -> TestServer {
+        let deadline = Instant::now() + WAIT;
+        let server = loop {
+            match wschat::Server::bind(config.clone()).await {
+                Ok(server) => break server,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("bind {} failed ({e}); retrying", config.addr);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot bind {}: {e}", config.addr),
+            }
+        };
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, the page's address.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts the server down (every client is closed) and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(WAIT, &mut self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => panic!("server failed: {e}"),
+            Ok(Err(e)) => panic!("server task failed: {e}"),
+            Err(_) => panic!("server did not stop within {WAIT:?}"),
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A chat user speaking the protocol directly (no browser): fast and exact, for "another user
+/// keeps sending".
+pub struct Peer {
+    ws: Ws,
+    /// The welcome the server sent.
+    pub welcome: Value,
+}
+
+impl Peer {
+    pub async fn join(addr: SocketAddr, room: &str, name: &str) -> Peer {
+        let name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let url = format!("ws://{addr}/ws?room={room}&name={name}");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("{name} cannot connect: {e}"));
+        let mut peer = Peer {
+            ws,
+            welcome: Value::Null,
+        };
+        peer.welcome = peer.next_event().await;
+        assert_eq!(
+            peer.welcome["type"], "welcome",
+            "first event: {}",
+            peer.welcome
+        );
+        peer
+    }
+
+    /// Sends a chat message.
+    pub async fn say(&mut self, text: &str) {
+        let frame = json!({ "type": "message", "text": text }).to_string();
+        self.ws
+            .send(Message::text(frame))
+            .await
+            .expect("send a message");
+    }
+
+    /// Sends a typing event.
+    pub async fn typing(&mut self) {
+        let frame = json!({ "type": "typing" }).to_string();
+        self.ws
+            .send(Message::text(frame))
+            .await
+            .expect("send typing");
+    }
+
+    /// The next JSON event, skipping control frames; panics after [`WAIT`].
+    pub async fn next_event(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("an event within the wait limit")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(text.as_str()).expect("JSON from the server");
+            }
+        }
+    }
+
+    /// Reads events until our own message with `text` comes back: from then on the server has
+    /// stored it in the room's history.
+    pub async fn wait_echo(&mut self, text: &str) {
+        loop {
+            let ev = self.next_event().await;
+            if ev["type"] == "message" && ev["text"] == text {
+                return;
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
