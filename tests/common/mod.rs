@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests: a real server on an ephemeral port, a real client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wschat::{Config, Server};
+
+/// Long enough for a loaded CI machine; only a hang ever waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A server running in this process; dropping it (or calling `stop`) shuts it down.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shared: std::sync::Arc<wschat::state::Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with_config(Config::for_tests()).await
+    }
+
+    pub async fn with_config(config: Config) -> TestServer {
+        let server = Server::bind(config).await.expect("bind");
+        let addr = server.local_addr();
+        let shared = server.shared().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            shared,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("ws://{}{}", self.addr, path_and_query)
+    }
+
+    /// Connects to `/ws?QUERY` and returns the client and its welcome event.
+    pub async fn join(&self, query: &str) -> (Client, Value) {
+        let (mut client, _) = tokio_tungstenite::connect_async(self.url(&format!("/ws?{query}")))
+            .await
+            .expect("connect");
+        let welcome = next_event(&mut client).await;
+        assert_eq!(welcome["type"], "welcome", "first frame is the welcome");
+        (client, welcome)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("server task").expect("server run");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The next text frame as JSON, skipping pings; panics after [`PATIENCE`].
+pub async fn next_event(client: &mut Client) -> Value {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, client.next())
+            .await
+            .expect("an event before the timeout")
+            .expect("connection open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON event"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The next event of type `kind`, skipping others (joins, typing...).
+pub async fn next_of_type(client: &mut Client, kind: &str) -> Value {
+    loop {
+        let event = next_event(client).await;
+        if event["type"] == kind {
+            return event;
+        }
+    }
+}
+
+pub async fn say(client: &mut Client, text: &str) {
+    let request = serde_json::json!({"type": "message", "text": text}).to_string();
+    client.send(Message::text(request)).await.expect("send");
+}
+
+/// Reads until the server closes, returning the close code it sent (None: no close frame).
+pub async fn close_code(client: &mut Client) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(PATIENCE, client.next())
+            .await
+            .expect("close before the timeout")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
