@@ -123,3 +123,27 @@ pub async fn close_code(client: &mut Client) -> Option<u16> {
         }
     }
 }
+
+/// Completes a WebSocket handshake by hand on a raw TCP stream and returns the stream, positioned
+/// after the `101` response's headers (for tests that must send malformed frames).
+pub async fn raw_handshake(server: &TestServer, path_and_query: &str) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let request = format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(request.as_bytes()).await.expect("send handshake");
+    // Read byte by byte up to the blank line, so no frame byte is consumed here.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(PATIENCE, stream.read_u8())
+            .await
+            .expect("handshake response in time")
+            .expect("handshake response");
+        head.push(byte);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    stream
+}
