@@ -13,6 +13,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wschat::{Config, Server};
 
+/// A client that reads on its own task and checks it misses no message (the bad-input tests).
+pub mod peer;
+/// Raw bytes: malformed handshakes and frames, raw HTTP, `/metrics`.
+pub mod raw;
+
 /// Long enough for a loaded CI machine; only a hang ever waits this long.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -134,7 +139,10 @@ pub async fn raw_handshake(server: &TestServer, path_and_query: &str) -> TcpStre
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         server.addr
     );
-    stream.write_all(request.as_bytes()).await.expect("send handshake");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send handshake");
     // Read byte by byte up to the blank line, so no frame byte is consumed here.
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
@@ -144,6 +152,10 @@ pub async fn raw_handshake(server: &TestServer, path_and_query: &str) -> TcpStre
             .expect("handshake response");
         head.push(byte);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     stream
 }
