@@ -329,6 +329,8 @@ fn the_room_is_in_the_address_and_can_be_switched() {
         bob.say("only in beta").await;
         bob.wait_echo("only in beta").await;
 
+        // Someone stays in alpha: a room is dropped, history and all, when its last user leaves.
+        let carol = Peer::join(server.addr, "alpha", "carol").await;
         let page = browser.chat_page(&server.base(), "alpha", "alice").await;
         page.send("only in alpha").await;
         page.wait_for_text("only in alpha").await;
@@ -369,6 +371,7 @@ fn the_room_is_in_the_address_and_can_be_switched() {
         assert_eq!(page.texts().await, ["only in alpha"]);
         assert_eq!(page.eval("return location.hash;").await, json!("#alpha"));
         bob.close().await;
+        carol.close().await;
         server.stop().await;
     });
 }
