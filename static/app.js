@@ -248,9 +248,10 @@
     const resumed = state.cursor !== null;
 
     if (resumed && lastId < state.cursor) {
-      // Ids went backwards: the server restarted (history lives in its memory) and numbers the
-      // room from 1 again. Our cursor means nothing there; start it over so new ids are shown.
-      notice('The server restarted; messages sent while you were away may be missing.', 'gap');
+      // Ids went backwards: the room started over while we were away (the server restarted, or
+      // everyone left and the room was dropped; history lives in the server's memory) and is
+      // numbered from 1 again. Our cursor means nothing there; restart it so new ids are shown.
+      notice('The room started afresh while you were away; some messages may be missing.', 'gap');
       state.cursor = 0;
       if ((ev.history || []).length === 0 && lastId > 0 && !state.resyncing) {
         // We asked for "after <old cursor>", which the new server took literally: ask again from 0.

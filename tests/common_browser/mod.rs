@@ -176,16 +176,71 @@ where
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let outcome = runtime.block_on(async {
+    let (outcome, problems) = runtime.block_on(async {
         let outcome = AssertUnwindSafe(body(browser.clone())).catch_unwind().await;
-        browser.close_all().await;
-        outcome
+        (outcome, browser.close_all().await)
     });
     drop(runtime);
     browser.remove_profiles();
     drop(driver);
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
+    }
+    // Checked for every test: an inline style or script the Content-Security-Policy blocked, or
+    // an exception in app.js, fails the test even if what it looked at happened to work.
+    assert!(
+        problems.is_empty(),
+        "the page logged problems in the browser console:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// Chromium's console entries for one session that show a broken page: Content-Security-Policy
+/// violations (`security`) and uncaught exceptions or errors logged by the page (`javascript`,
+/// and `console-api` at SEVERE). Network errors are not among them: a refused WebSocket while
+/// the server restarts is expected.
+async fn console_problems(client: &Client) -> Vec<String> {
+    let Ok(Ok(entries)) =
+        tokio::time::timeout(Duration::from_secs(10), client.issue_cmd(BrowserLog)).await
+    else {
+        return vec!["could not read the browser console".to_string()];
+    };
+    entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| {
+            let source = entry["source"].as_str().unwrap_or_default();
+            let severe = entry["level"] == "SEVERE";
+            matches!(source, "security" | "javascript") || (source == "console-api" && severe)
+        })
+        .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// chromedriver's (non-W3C) command that returns and clears the browser console's entries:
+/// `POST /session/{id}/se/log` with `{"type":"browser"}`; each entry has `level`, `source`,
+/// `message` and `timestamp`.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "type": "browser" }).to_string()),
+        )
     }
 }
 
@@ -247,6 +302,8 @@ impl Browser {
         let mut caps = Capabilities::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("goog:chromeOptions".into(), options);
+        // Keep the browser console, so every test can check the page logged no error.
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)
             .connect(&self.inner.webdriver_url)
@@ -292,12 +349,16 @@ impl Browser {
         page
     }
 
-    /// Closes every session this test opened (Chromium exits with its session).
-    async fn close_all(&self) {
+    /// Closes every session this test opened (Chromium exits with its session), and returns
+    /// what the pages logged that a working page never does (see [`console_problems`]).
+    async fn close_all(&self) -> Vec<String> {
         let sessions: Vec<Client> = std::mem::take(&mut *self.inner.sessions.lock().unwrap());
+        let mut problems = Vec::new();
         for client in sessions {
+            problems.extend(console_problems(&client).await);
             let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
         }
+        problems
     }
 
     fn remove_profiles(&self) {
