@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -225,7 +227,11 @@ impl Peer {
 
     /// Closes cleanly (code 1000) and waits for the server to answer.
     pub async fn close(mut self) {
-        let _ = self.sink.send(Message::Close(None)).await;
+        let normal = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = self.sink.send(Message::Close(Some(normal))).await;
         let _ = self.closed().await;
         self.reader.abort();
     }
