@@ -99,8 +99,6 @@
     /** Author and time of the last message drawn, for grouping. */
     lastAuthor: null,
     lastTs: 0,
-    /** Set after asking for a full replay once because the room's ids went backwards. */
-    resyncing: false,
     /** No reconnect before this time (ms since epoch); only the test hook sets it. */
     holdUntil: 0,
   };
@@ -250,19 +248,13 @@
     if (resumed && lastId < state.cursor) {
       // Ids went backwards: the room started over while we were away (the server restarted, or
       // everyone left and the room was dropped; history lives in the server's memory) and is
-      // numbered from 1 again. Our cursor means nothing there; restart it so new ids are shown.
+      // numbered from 1 again. Seeing a `since` beyond its last id, the server sent all the
+      // history it has; restart our cursor so those ids, and new ones, are shown.
       notice('The room started afresh while you were away; some messages may be missing.', 'gap');
       state.cursor = 0;
-      if ((ev.history || []).length === 0 && lastId > 0 && !state.resyncing) {
-        // We asked for "after <old cursor>", which the new server took literally: ask again from 0.
-        state.resyncing = true;
-        reconnectNow();
-        return;
-      }
     } else if (resumed && ev.truncated) {
       notice('You were away longer than the room keeps messages; some are missing.', 'gap');
     }
-    state.resyncing = false;
 
     for (const m of ev.history || []) {
       if (acceptMessage(m) && resumed) stats.replayed += 1;
@@ -435,6 +427,7 @@
   /** The connection indicator: `state` is a CSS hook (and what the browser tests wait on). */
   function setStatus(stateName, text) {
     els.status.dataset.state = stateName;
+    document.body.dataset.connection = stateName; // Lets CSS dim what may be stale.
     els.statusText.textContent = text;
   }
 
@@ -515,7 +508,6 @@
     state.users = new Set();
     state.count = 0;
     state.lastAuthor = null;
-    state.resyncing = false;
     clearTypers();
     els.log.replaceChildren();
     els.jump.hidden = true;
