@@ -18,8 +18,9 @@
 #
 # Exit status is non-zero when the report is missing or empty, when any case FAILED (or closed
 # with a wrong code, uncleanly, or by the wrong endpoint), when a case outside 12.*/13.* is
-# UNIMPLEMENTED, or when any case's behaviour differs from autobahn/expected.json. wstest's own
-# exit status is not trusted: it is 0 even when the server was down for the whole run.
+# UNIMPLEMENTED, or when any case's behaviour, closing behaviour or the close code the server
+# sent differs from autobahn/expected.json. wstest's own exit status is not trusted: it is 0
+# even when the server was down for the whole run.
 #
 # The suite is Python 2.7 code (on Python 3 it installs but fails at import), so it lives in its
 # own virtualenv under .autobahn/venv, created once and reused. virtualenv 20.22 dropped the
