@@ -433,13 +433,14 @@ fn the_page_fits_a_phone_and_screenshots_are_saved() {
         let alice = browser.chat_page(&base, "lobby", "alice").await;
         let mut bob = Peer::join(server.addr, "lobby", "bob").await;
         let mut carol = Peer::join(server.addr, "lobby", "carol").await;
-        let lines: [(&str, &str); 6] = [
+        let lines: [(&str, &str); 7] = [
             ("bob", "Morning! Did the deploy go out?"),
             ("alice", "Yes, 09:40. The new frame reader is live."),
             ("carol", "Nice. Memory per idle connection dropped a lot."),
             ("carol", "Graphs: https://example.invalid/dashboards/wschat/connections-per-core-and-memory-per-idle-socket"),
             ("bob", "<b>Is markup shown as text?</b> It is."),
             ("alice", "Lunch at 12:30?"),
+            ("alice", "Usual place, long words like Donaudampfschifffahrtsgesellschaftskapitän wrap."),
         ];
         for (who, text) in lines {
             match who {
@@ -450,7 +451,7 @@ fn the_page_fits_a_phone_and_screenshots_are_saved() {
             alice.wait_for_text(text).await;
         }
         let phone = browser.chat_page_sized(&base, "lobby", "dave", PHONE).await;
-        phone.wait_for_text("Lunch at 12:30?").await;
+        phone.wait_for_text(lines[6].1).await;
 
         if let Some(path) = std::env::var_os("WSCHAT_SCREENSHOT").map(PathBuf::from) {
             // Someone typing, so the picture shows the hint too.

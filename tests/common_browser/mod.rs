@@ -14,11 +14,12 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::future::Future;
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -158,7 +159,16 @@ where
                  (apt-get install -y chromium chromium-driver)"
             );
         }
-        println!("SKIPPED: chromium/chromedriver not installed");
+        // Straight to stderr, once per test binary: `println!` in a passing test is captured by
+        // the test harness and never shown, and the point is that nobody misses the skip.
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if !SAID.swap(true, Ordering::Relaxed) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: chromium/chromedriver not installed (browser tests in {})",
+                module_path!().split("::").next().unwrap_or("this file")
+            );
+        }
         return;
     };
 
