@@ -146,6 +146,14 @@ impl RawClient {
         }
     }
 
+    /// Wraps a connection the test set up itself (e.g. with a small receive buffer).
+    pub fn from_stream(stream: TcpStream) -> RawClient {
+        RawClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Completes a valid upgrade of `path` (e.g. `/ws?room=r&name=n`); panics unless `101`.
     pub async fn upgrade(addr: SocketAddr, path: &str) -> RawClient {
         let mut raw = RawClient::connect(addr).await;
