@@ -20,23 +20,34 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let server = Server::bind(config).await?;
+    // The handlers go in before the address is announced: whoever reads that line (a supervisor,
+    // a test) may signal at once, and a signal that arrives before its handler exists takes the
+    // default action, killing the process with no graceful shutdown.
+    let shutdown = shutdown_signal()?;
     println!("wschat listening on http://{}/", server.local_addr());
-    server.run(shutdown_signal()).await?;
+    server.run(shutdown).await?;
     tracing::info!("bye");
     Ok(())
 }
 
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that resolves on
+/// the first of them. Not an `async fn`: its body would run, and install nothing, until first
+/// polled.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
