@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(a.record(&p, 3, 10), Verdict::Unexpected); // beyond the schedule
         assert_eq!(a.record(&p, 2, 0), Verdict::Unexpected); // another room's sender
         assert_eq!(a.record(&p, 4, 0), Verdict::Unexpected); // not a sender
-        assert_eq!((a.delivered, a.duplicates, a.out_of_order, a.unexpected), (4, 1, 1, 3));
+        assert_eq!(
+            (a.delivered, a.duplicates, a.out_of_order, a.unexpected),
+            (4, 1, 1, 3)
+        );
     }
 
     #[test]
@@ -133,7 +136,14 @@ mod tests {
             for k in [0, 2] {
                 for seq in (0..p.messages_of(k)).rev() {
                     let v = a.record(&p, k, seq);
-                    assert_eq!(v, if round == 0 { Verdict::Fresh } else { Verdict::Duplicate });
+                    assert_eq!(
+                        v,
+                        if round == 0 {
+                            Verdict::Fresh
+                        } else {
+                            Verdict::Duplicate
+                        }
+                    );
                 }
             }
         }

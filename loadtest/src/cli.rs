@@ -97,8 +97,9 @@ pub struct Args {
     #[arg(long, value_parser = SourceAddrs::from_str)]
     pub source_addrs: Option<SourceAddrs>,
 
-    /// Worker threads of the swarm, each a single-threaded runtime owning its share of the
-    /// clients. One thread keeps the swarm on one core, leaving the other to the server.
+    /// Receiver threads of the swarm, each a single-threaded runtime owning its share of the
+    /// clients. The senders always run on one more thread of their own, so that bursts of
+    /// deliveries never delay a scheduled send. One keeps the swarm on about one core.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
 
@@ -158,9 +159,13 @@ impl FromStr for SourceAddrs {
             let b: Ipv4Addr = b.trim().parse().map_err(|_| bad(b))?;
             let (a, b) = (u32::from(a), u32::from(b));
             if b < a || b - a >= 65_536 {
-                return Err(format!("bad range {s:?}: the end must follow the start, at most 65536 addresses"));
+                return Err(format!(
+                    "bad range {s:?}: the end must follow the start, at most 65536 addresses"
+                ));
             }
-            return Ok(SourceAddrs((a..=b).map(|ip| IpAddr::V4(ip.into())).collect()));
+            return Ok(SourceAddrs(
+                (a..=b).map(|ip| IpAddr::V4(ip.into())).collect(),
+            ));
         }
         let ips = s
             .split(',')
@@ -177,7 +182,10 @@ impl Args {
             return Err("--clients must be at least 1".into());
         }
         if self.rooms == 0 || self.rooms > self.clients {
-            return Err(format!("--rooms must be between 1 and --clients ({})", self.clients));
+            return Err(format!(
+                "--rooms must be between 1 and --clients ({})",
+                self.clients
+            ));
         }
         if self.senders + self.slow_readers > self.clients {
             return Err(format!(
@@ -203,11 +211,15 @@ impl Args {
         if self.duration.is_zero() {
             return Err("--duration must be positive".into());
         }
-        if !(0.0..=1.0).contains(&self.max_loss) || !(0.0..=1.0).contains(&self.max_connect_errors) {
+        if !(0.0..=1.0).contains(&self.max_loss) || !(0.0..=1.0).contains(&self.max_connect_errors)
+        {
             return Err("--max-loss and --max-connect-errors are fractions between 0 and 1".into());
         }
         if !self.url.starts_with("ws://") {
-            return Err(format!("--url must start with ws:// (got {:?}); TLS is not supported", self.url));
+            return Err(format!(
+                "--url must start with ws:// (got {:?}); TLS is not supported",
+                self.url
+            ));
         }
         if self.protocol == Protocol::Raw && self.rooms > 1 && !self.url.contains("{room}") {
             return Err(
@@ -249,12 +261,27 @@ mod tests {
 
     #[test]
     fn relations_between_flags_are_checked() {
-        let bad = Args::parse_from(["loadtest", "--clients", "5", "--senders", "4", "--slow-readers", "2"]);
+        let bad = Args::parse_from([
+            "loadtest",
+            "--clients",
+            "5",
+            "--senders",
+            "4",
+            "--slow-readers",
+            "2",
+        ]);
         assert!(bad.validate().is_err());
         let raw = Args::parse_from(["loadtest", "--protocol", "raw", "--rooms", "2"]);
         assert!(raw.validate().is_err());
-        let raw_rooms =
-            Args::parse_from(["loadtest", "--protocol", "raw", "--rooms", "2", "--url", "ws://h:1/{room}"]);
+        let raw_rooms = Args::parse_from([
+            "loadtest",
+            "--protocol",
+            "raw",
+            "--rooms",
+            "2",
+            "--url",
+            "ws://h:1/{room}",
+        ]);
         assert_eq!(raw_rooms.validate(), Ok(()));
     }
 }

@@ -22,7 +22,8 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
@@ -92,7 +93,10 @@ impl Setup {
         match self.protocol {
             Protocol::Chat => {
                 let sep = if self.url.contains('?') { '&' } else { '?' };
-                format!("{}{sep}room={}-{room}&name=c{i}", self.url, self.room_prefix)
+                format!(
+                    "{}{sep}room={}-{room}&name=c{i}",
+                    self.url, self.room_prefix
+                )
             }
             Protocol::Raw => self.url.replace("{room}", &room.to_string()),
         }
@@ -187,6 +191,11 @@ async fn stopped(phase: &mut watch::Receiver<Phase>) {
     let _ = phase.wait_for(|p| matches!(p, Phase::Stop)).await;
 }
 
+/// Whether the run is stopping: a connection that ends now was closed by us, not early.
+fn is_stopping(phase: &watch::Receiver<Phase>) -> bool {
+    matches!(*phase.borrow(), Phase::Stop)
+}
+
 /// Resolves with the steady plan, or `None` if the run stops first.
 async fn steady(phase: &mut watch::Receiver<Phase>) -> Option<Arc<Steady>> {
     let p = phase
@@ -249,7 +258,7 @@ pub async fn run_client(ctx: Rc<ThreadCtx>, i: usize, mut phase: watch::Receiver
                 None => rx.closed = finish(&mut stream, &mut rx, setup.close_timeout).await,
                 Some(end) => {
                     rx.closed = end;
-                    rx.closed_early = true;
+                    rx.closed_early = !is_stopping(&phase);
                 }
             }
             result.sent = sender.await.unwrap_or(0);
@@ -257,15 +266,16 @@ pub async fn run_client(ctx: Rc<ThreadCtx>, i: usize, mut phase: watch::Receiver
             let mut ws = ws;
             match read_until(&mut ws, &mut rx, stopped(&mut phase)).await {
                 None => {
-                    rx.closed = match timeout(setup.close_timeout, ws.close(None)).await {
-                        Ok(Ok(())) => finish(&mut ws, &mut rx, setup.close_timeout).await,
-                        Ok(Err(e)) => Closed::Error(error_kind(&e)),
-                        Err(_) => Closed::Timeout,
-                    }
+                    rx.closed =
+                        match timeout(setup.close_timeout, ws.close(Some(normal_close()))).await {
+                            Ok(Ok(())) => finish(&mut ws, &mut rx, setup.close_timeout).await,
+                            Ok(Err(e)) => Closed::Error(error_kind(&e)),
+                            Err(_) => Closed::Timeout,
+                        }
                 }
                 Some(end) => {
                     rx.closed = end;
-                    rx.closed_early = true;
+                    rx.closed_early = !is_stopping(&phase);
                 }
             }
         }
@@ -283,9 +293,17 @@ async fn slow_reader(mut ws: Ws, rx: &mut Receiver<'_>, phase: &mut watch::Recei
     stopped(phase).await;
     let close_timeout = rx.ctx.setup.close_timeout;
     // Ask to close first; the server may already have closed or reset us, which the reads show.
-    let _ = timeout(close_timeout, ws.close(None)).await;
+    let _ = timeout(close_timeout, ws.close(Some(normal_close()))).await;
     rx.closed = finish(&mut ws, rx, close_timeout).await;
     rx.closed_early = !matches!(rx.closed, Closed::Code(1000) | Closed::Timeout);
+}
+
+/// The close frame the swarm ends with: 1000, normal closure (RFC 6455 section 7.4.1).
+fn normal_close() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }
 }
 
 /// Reads until the server's close reply or `limit`.
@@ -299,7 +317,11 @@ where
 }
 
 /// Reads and counts frames until the stream ends (returns how) or `until` resolves (`None`).
-async fn read_until<S>(stream: &mut S, rx: &mut Receiver<'_>, until: impl Future<Output = ()>) -> Option<Closed>
+async fn read_until<S>(
+    stream: &mut S,
+    rx: &mut Receiver<'_>,
+    until: impl Future<Output = ()>,
+) -> Option<Closed>
 where
     S: Stream<Item = Result<Message, WsError>> + Unpin,
 {
@@ -362,7 +384,12 @@ struct Receiver<'a> {
 }
 
 impl<'a> Receiver<'a> {
-    fn new(ctx: &'a ThreadCtx, role: Role, index: usize, phase: watch::Receiver<Phase>) -> Receiver<'a> {
+    fn new(
+        ctx: &'a ThreadCtx,
+        role: Role,
+        index: usize,
+        phase: watch::Receiver<Phase>,
+    ) -> Receiver<'a> {
         Receiver {
             ctx,
             role,
@@ -414,7 +441,9 @@ impl<'a> Receiver<'a> {
             let now = setup.now_us();
             let mut stats = self.ctx.stats.borrow_mut();
             stats.delivered += 1;
-            stats.latency.saturating_record(now.saturating_sub(stamp.due_us).max(1));
+            stats
+                .latency
+                .saturating_record(now.saturating_sub(stamp.due_us).max(1));
             stats.last_delivery_us = now;
         }
     }
@@ -452,7 +481,12 @@ impl<'a> Receiver<'a> {
 
 /// A sender's writing half: waits for the steady plan, then sends each message at its due time
 /// (or at once when late), and closes when the run stops. Returns how many it wrote.
-async fn send_loop<K>(ctx: Rc<ThreadCtx>, k: usize, mut sink: K, mut phase: watch::Receiver<Phase>) -> u64
+async fn send_loop<K>(
+    ctx: Rc<ThreadCtx>,
+    k: usize,
+    mut sink: K,
+    mut phase: watch::Receiver<Phase>,
+) -> u64
 where
     K: futures_util::Sink<Message, Error = WsError> + Unpin,
 {
@@ -505,6 +539,10 @@ where
     if !stopped_early {
         stopped(&mut phase).await;
     }
-    let _ = timeout(setup.close_timeout, sink.close()).await;
+    let _ = timeout(
+        setup.close_timeout,
+        sink.send(Message::Close(Some(normal_close()))),
+    )
+    .await;
     sent
 }

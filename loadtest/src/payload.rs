@@ -183,8 +183,14 @@ mod tests {
     #[test]
     fn malformed_stamps_are_not_stamps() {
         for bad in [
-            "", "lt:", "lt:zz:1:2:3:", "lt:1:2:3:", "lt:1::2:3:", "xx:1:2:3:4:",
-            "lt:1:2:3:99999999999999999999999:", "lt:1ffffffff:2:3:4:",
+            "",
+            "lt:",
+            "lt:zz:1:2:3:",
+            "lt:1:2:3:",
+            "lt:1::2:3:",
+            "xx:1:2:3:4:",
+            "lt:1:2:3:99999999999999999999999:",
+            "lt:1ffffffff:2:3:4:",
         ] {
             assert_eq!(parse_stamp(bad.as_bytes()), None, "{bad:?}");
         }
@@ -215,7 +221,10 @@ mod tests {
         assert_eq!(parse_chat(&frames[3]), Incoming::Other);
         assert_eq!(parse_chat(&frames[4]), Incoming::Other);
         assert_eq!(parse_chat(&frames[5]), Incoming::Lagged(42));
-        assert_eq!(parse_chat(&frames[6]), Incoming::Error("rate_limited".into()));
+        assert_eq!(
+            parse_chat(&frames[6]),
+            Incoming::Error("rate_limited".into())
+        );
     }
 
     #[test]

@@ -40,11 +40,17 @@ pub fn latency_svg(path: &Path, latency: &Histogram<u64>, report: &Report) -> Re
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(LineSeries::new(points.iter().copied(), BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            points.iter().copied(),
+            BLUE.stroke_width(2),
+        ))
         .map_err(err)?
         .label(format!(
             "p50 {:.2} ms · p99 {:.2} ms · p99.9 {:.2} ms · max {:.2} ms",
-            report.latency_ms.p50, report.latency_ms.p99, report.latency_ms.p999, report.latency_ms.max
+            report.latency_ms.p50,
+            report.latency_ms.p99,
+            report.latency_ms.p999,
+            report.latency_ms.max
         ))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
     chart
@@ -68,8 +74,15 @@ pub fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .iter_quantiles(5)
         .map(|v| {
             let q = v.quantile_iterated_to();
-            let x = if q >= 1.0 { last_x } else { (1.0 / (1.0 - q)).log10().min(last_x) };
-            (x, h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0)
+            let x = if q >= 1.0 {
+                last_x
+            } else {
+                (1.0 / (1.0 - q)).log10().min(last_x)
+            };
+            (
+                x,
+                h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0,
+            )
         })
         .collect();
     points.push((last_x, h.max() as f64 / 1000.0));
@@ -104,7 +117,9 @@ mod tests {
             h.record(us * 10).unwrap();
         }
         let points = percentile_points(&h);
-        assert!(points.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        assert!(points
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
         assert!((points.last().unwrap().1 - 100.0).abs() < 0.1);
         let path = std::env::temp_dir().join(format!("loadtest-plot-{}.svg", std::process::id()));
         latency_svg(&path, &h, &Report::default()).unwrap();

@@ -88,7 +88,10 @@ mod tests {
                     12345 123456789 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.rss_bytes, 300 * page_size());
-        assert_eq!(s.cpu, Duration::from_secs_f64(300.0 / clock_ticks_per_sec()));
+        assert_eq!(
+            s.cpu,
+            Duration::from_secs_f64(300.0 / clock_ticks_per_sec())
+        );
     }
 
     #[test]

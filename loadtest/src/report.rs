@@ -263,7 +263,11 @@ impl Report {
     /// The report for people: one line per concern, the figure first.
     pub fn human(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "loadtest {} · {} · run {}", self.protocol, self.url, self.run_id);
+        let _ = writeln!(
+            o,
+            "loadtest {} · {} · run {}",
+            self.protocol, self.url, self.run_id
+        );
         let _ = writeln!(
             o,
             "scenario    {} clients in {} room(s); {} senders, {} msg/s in total, {} B each, for {} s",
@@ -295,7 +299,11 @@ impl Report {
             thousands(self.scheduled),
             self.sends_per_sec,
             if self.refused > 0 {
-                format!(", {} refused by the server {:?}", thousands(self.refused), self.refused_codes)
+                format!(
+                    ", {} refused by the server {:?}",
+                    thousands(self.refused),
+                    self.refused_codes
+                )
             } else {
                 String::new()
             }
@@ -422,15 +430,29 @@ mod tests {
         })
         .unwrap();
         for key in [
-            "clients_requested", "clients_connected", "connect_errors", "sent", "expected", "delivered",
-            "lost", "duplicates", "out_of_order", "deliveries_per_sec",
+            "clients_requested",
+            "clients_connected",
+            "connect_errors",
+            "sent",
+            "expected",
+            "delivered",
+            "lost",
+            "duplicates",
+            "out_of_order",
+            "deliveries_per_sec",
         ] {
             assert!(v[key].is_number(), "{key}");
         }
         for key in ["p50", "p90", "p99", "p999", "max"] {
             assert!(v["latency_ms"][key].is_number(), "latency_ms.{key}");
         }
-        for key in ["rss_idle_bytes", "rss_connected_bytes", "rss_peak_bytes", "bytes_per_connection", "cpu_seconds"] {
+        for key in [
+            "rss_idle_bytes",
+            "rss_connected_bytes",
+            "rss_peak_bytes",
+            "bytes_per_connection",
+            "cpu_seconds",
+        ] {
             assert!(v["server"][key].is_number(), "server.{key}");
         }
     }
@@ -443,7 +465,10 @@ mod tests {
         }
         let p = Percentiles::from_micros(&h);
         assert_eq!(p.samples, 1000);
-        assert!((p.p50 - 0.5).abs() < 0.01 && (p.max - 1.0).abs() < 0.01, "{p:?}");
+        assert!(
+            (p.p50 - 0.5).abs() < 0.01 && (p.max - 1.0).abs() < 0.01,
+            "{p:?}"
+        );
         assert!(!Report::default().human().is_empty());
     }
 }

@@ -125,14 +125,26 @@ mod tests {
 
     #[test]
     fn per_sender_counts_add_up_to_the_total() {
-        for (senders, rate, secs) in [(10, 100.0, 10.0), (7, 33.0, 1.5), (3, 1000.0, 0.01), (5, 2.0, 1.0)] {
+        for (senders, rate, secs) in [
+            (10, 100.0, 10.0),
+            (7, 33.0, 1.5),
+            (3, 1000.0, 0.01),
+            (5, 2.0, 1.0),
+        ] {
             let p = plan(100, 4, senders, rate, secs);
             let sum: u64 = (0..senders).map(|k| p.messages_of(k)).sum();
-            assert_eq!(sum, p.total_messages(), "{senders} senders at {rate}/s for {secs}s");
+            assert_eq!(
+                sum,
+                p.total_messages(),
+                "{senders} senders at {rate}/s for {secs}s"
+            );
         }
         // 2 messages for 5 senders: the last three send nothing.
         let p = plan(10, 1, 5, 2.0, 1.0);
-        assert_eq!((0..5).map(|k| p.messages_of(k)).collect::<Vec<_>>(), [1, 1, 0, 0, 0]);
+        assert_eq!(
+            (0..5).map(|k| p.messages_of(k)).collect::<Vec<_>>(),
+            [1, 1, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -166,7 +178,10 @@ mod tests {
     fn connect_ramp() {
         let p = plan(10, 1, 1, 1.0, 1.0);
         assert_eq!(p.connect_offset(50), Duration::from_millis(500));
-        let storm = Plan { connect_rate: 0.0, ..p };
+        let storm = Plan {
+            connect_rate: 0.0,
+            ..p
+        };
         assert_eq!(storm.connect_offset(50), Duration::ZERO);
     }
 }

@@ -174,8 +174,7 @@ impl ClientResult {
 
     /// Its messages the server accepted: what its room's receivers are owed.
     pub fn accepted(&self) -> u64 {
-        self.sent
-            .saturating_sub(self.refused.values().sum::<u64>())
+        self.sent.saturating_sub(self.refused.values().sum::<u64>())
     }
 }
 

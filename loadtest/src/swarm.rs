@@ -119,8 +119,9 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
     let (snap_tx, snap_rx) = mpsc::channel::<Snapshot>();
     let mut workers = Vec::new();
-    for t in 0..args.threads {
-        let clients: Vec<usize> = (t..args.clients).step_by(args.threads).collect();
+    let shares = thread_shares(args.clients, args.senders, args.threads);
+    let thread_count = shares.len();
+    for (t, clients) in shares.into_iter().enumerate() {
         let (setup, phase, snaps) = (setup.clone(), phase_rx.clone(), snap_tx.clone());
         let handle = std::thread::Builder::new()
             .name(format!("swarm-{t}"))
@@ -134,8 +135,8 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     let mut c = Coordinator {
         args,
         plan: &plan,
-        latest: (0..args.threads).map(|_| None).collect(),
-        tids: vec![None; args.threads],
+        latest: (0..thread_count).map(|_| None).collect(),
+        tids: vec![None; thread_count],
         server_peak: server_idle.map_or(0, |s| s.rss_bytes),
         window: VecDeque::new(),
         timeline: Vec::new(),
@@ -165,7 +166,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     if let (Some(pid), Some(idle)) = (args.server_pid, server_idle) {
         report.server = Some(server_resources(pid, idle, &times, c.server_peak, &report));
     }
-    report.swarm = swarm_resources(args.threads, self_idle, &times, &report, &merged);
+    report.swarm = swarm_resources(thread_count, self_idle, &times, &report, &merged);
     self_check(&mut report);
     judge(args, &mut report);
 
@@ -368,7 +369,12 @@ impl Coordinator<'_> {
         )
     }
 
-    fn timeline_point(&mut self, t: f64, total: &ThreadStats, last: &mut (u64, u64, Histogram<u64>)) {
+    fn timeline_point(
+        &mut self,
+        t: f64,
+        total: &ThreadStats,
+        last: &mut (u64, u64, Histogram<u64>),
+    ) {
         let mut recent = total.latency.clone();
         let _ = recent.subtract(&last.2);
         self.timeline.push(TimelinePoint {
@@ -383,6 +389,24 @@ impl Coordinator<'_> {
         });
         *last = (total.sent, total.delivered, total.latency.clone());
     }
+}
+
+/// Which clients each worker thread runs: the senders on a thread of their own, the receivers
+/// round-robin over `--threads` threads.
+///
+/// Senders get their own thread because their timing is the measurement's zero: on a shared
+/// thread a send due now waits behind the hundreds of receiver tasks a burst of deliveries has
+/// just woken, and that wait would be reported as server latency. Alone, the sender thread
+/// sleeps between sends, and the kernel runs it as soon as it wakes.
+fn thread_shares(clients: usize, senders: usize, threads: usize) -> Vec<Vec<usize>> {
+    let mut shares: Vec<Vec<usize>> = (0..threads)
+        .map(|t| (senders + t..clients).step_by(threads).collect())
+        .collect();
+    if senders > 0 {
+        shares.push((0..senders).collect());
+    }
+    shares.retain(|s| !s.is_empty());
+    shares
 }
 
 /// One worker thread: a single-threaded runtime running its clients to the end.
@@ -416,7 +440,14 @@ fn worker(
                 loop {
                     every.tick().await;
                     let stats = ctx.stats.borrow().clone();
-                    if snaps.send(Snapshot { thread: t, tid, stats }).is_err() {
+                    if snaps
+                        .send(Snapshot {
+                            thread: t,
+                            tid,
+                            stats,
+                        })
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -427,10 +458,10 @@ fn worker(
         }
         ticker.abort();
     });
-    let ctx = Rc::try_unwrap(ctx).unwrap_or_else(|_| panic!("clients still hold the thread context"));
+    // The aborted ticker may still hold a handle until the LocalSet drops: take, don't unwrap.
     WorkerOut {
-        stats: ctx.stats.into_inner(),
-        results: ctx.results.into_inner(),
+        stats: ctx.stats.replace(ThreadStats::new(0)),
+        results: ctx.results.take(),
     }
 }
 
@@ -511,7 +542,10 @@ fn summarize(
         r.slow_readers = Some(slow);
     }
     r.latency_ms = Percentiles::from_micros(&merged.latency);
-    let last = merged.last_delivery_us.saturating_sub(times.steady_start_us) as f64 / 1e6;
+    let last = merged
+        .last_delivery_us
+        .saturating_sub(times.steady_start_us) as f64
+        / 1e6;
     r.throughput_window_secs = last.max(r.duration_secs);
     r.deliveries_per_sec = r.delivered as f64 / r.throughput_window_secs;
     r.sends_per_sec = r.sent as f64 / r.duration_secs;
@@ -612,7 +646,10 @@ fn self_check(r: &mut Report) {
         ));
     }
     if let Some(slow) = &r.slow_readers {
-        if slow.clients > 0 && slow.lagged_notices == 0 && slow.closed_by_server == 0 && slow.delivered == slow.expected
+        if slow.clients > 0
+            && slow.lagged_notices == 0
+            && slow.closed_by_server == 0
+            && slow.delivered == slow.expected
         {
             r.warnings.push(
                 "the slow readers lost nothing: the server buffered everything for them (the run may be too short to fill its buffers)"
@@ -649,7 +686,8 @@ fn judge(args: &Args, r: &mut Report) {
             ));
         }
     } else if args.senders > 0 && r.clients_connected > 0 {
-        r.failures.push("no message was accepted by the server".into());
+        r.failures
+            .push("no message was accepted by the server".into());
     }
     r.passed = r.failures.is_empty();
 }
@@ -691,10 +729,24 @@ mod tests {
 
     #[test]
     fn resolves_urls() {
-        assert_eq!(resolve("ws://127.0.0.1:9/ws").unwrap(), "127.0.0.1:9".parse().unwrap());
-        assert_eq!(resolve("ws://127.0.0.1/x?y").unwrap(), "127.0.0.1:80".parse().unwrap());
+        assert_eq!(
+            resolve("ws://127.0.0.1:9/ws").unwrap(),
+            "127.0.0.1:9".parse().unwrap()
+        );
+        assert_eq!(
+            resolve("ws://127.0.0.1/x?y").unwrap(),
+            "127.0.0.1:80".parse().unwrap()
+        );
         assert_eq!(resolve("ws://[::1]:7").unwrap(), "[::1]:7".parse().unwrap());
         assert!(resolve("http://x").is_err());
+    }
+
+    #[test]
+    fn senders_get_a_thread_of_their_own() {
+        assert_eq!(thread_shares(5, 2, 1), [vec![2, 3, 4], vec![0, 1]]);
+        assert_eq!(thread_shares(6, 1, 2), [vec![1, 3, 5], vec![2, 4], vec![0]]);
+        assert_eq!(thread_shares(2, 0, 1), [vec![0, 1]]);
+        assert_eq!(thread_shares(2, 2, 1), [vec![0, 1]]);
     }
 
     #[test]

@@ -1,0 +1,94 @@
+//! Test servers for the swarm: a `raw` relay that can be told to misbehave.
+//!
+//! The relay is deliberately simple (tokio-tungstenite on both sides, one hub task) so that what
+//! it does wrong is exactly what the test asked for: drop every Nth message, or stall the whole
+//! relay for a while once it has relayed some messages.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+/// How the relay misbehaves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Drop every Nth message (the Nth, 2Nth, ...; counted from 1). 0 = drop nothing.
+    pub drop_every: u64,
+    /// After relaying this many messages, hold everything for `stall`.
+    pub stall_after: Option<u64>,
+    /// How long the stall lasts.
+    pub stall: Duration,
+}
+
+/// Starts a relay on an ephemeral loopback port; it runs until the test's runtime ends.
+pub async fn start_relay(faults: Faults) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Large enough that no test client ever lags: the faults are the only loss.
+    let (out_tx, _) = broadcast::channel::<Message>(1 << 16);
+    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Message>();
+    let hub_out = out_tx.clone();
+    tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Some(msg) = in_rx.recv().await {
+            n += 1;
+            if faults.drop_every > 0 && n % faults.drop_every == 0 {
+                continue;
+            }
+            let _ = hub_out.send(msg);
+            if faults.stall_after == Some(n) {
+                tokio::time::sleep(faults.stall).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = tcp.set_nodelay(true);
+            let (in_tx, mut out_rx) = (in_tx.clone(), out_tx.subscribe());
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let (mut sink, mut stream) = ws.split();
+                let writer = tokio::spawn(async move {
+                    while let Ok(msg) = out_rx.recv().await {
+                        if sink.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                while let Some(Ok(msg)) = stream.next().await {
+                    if msg.is_text() {
+                        let _ = in_tx.send(msg);
+                    }
+                }
+                writer.abort();
+            });
+        }
+    });
+    addr
+}
+
+/// Parses swarm flags (the program name is added).
+pub fn args(flags: &[&str]) -> loadtest::Args {
+    use clap::Parser;
+    let mut all = vec!["loadtest"];
+    all.extend_from_slice(flags);
+    loadtest::Args::parse_from(all)
+}
+
+/// Runs the swarm on a blocking thread, so the server under test keeps the async runtime.
+pub async fn swarm(args: loadtest::Args) -> loadtest::Outcome {
+    tokio::task::spawn_blocking(move || loadtest::run(&args))
+        .await
+        .unwrap()
+        .unwrap()
+}
