@@ -81,6 +81,12 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub slow_readers: usize,
 
+    /// Socket receive buffer of the slow readers, in bytes (0 = the kernel's default, which grows
+    /// to megabytes on loopback). Small, so the server meets a slow consumer within seconds
+    /// instead of after the kernel has absorbed megabytes for it.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub slow_reader_rcvbuf: u32,
+
     /// The server does not send a client's own messages back to it (some `raw` servers).
     /// By default a sender is expected to receive its own messages, as wschat does.
     #[arg(long)]

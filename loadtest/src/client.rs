@@ -84,6 +84,8 @@ pub struct Setup {
     pub close_timeout: Duration,
     /// Senders do not receive their own messages.
     pub no_echo: bool,
+    /// `SO_RCVBUF` of slow readers (0 = kernel default).
+    pub slow_reader_rcvbuf: u32,
 }
 
 impl Setup {
@@ -173,6 +175,12 @@ pub async fn connect(setup: &Setup, i: usize) -> Result<Ws, ConnectError> {
         // Port 0: the kernel picks a free ephemeral port for this source address, so each
         // address brings its own ~28,000 ports.
         socket.bind(SocketAddr::new(ip, 0)).map_err(io_err)?;
+    }
+    if setup.plan.role(i).slow && setup.slow_reader_rcvbuf > 0 {
+        // Set before connecting, so the window offered in the handshake is already small.
+        socket
+            .set_recv_buffer_size(setup.slow_reader_rcvbuf)
+            .map_err(io_err)?;
     }
     let stream = socket.connect(setup.target).await.map_err(io_err)?;
     // Small messages must leave at once: Nagle would add up to 40 ms to a measured latency.

@@ -114,6 +114,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         connect_timeout: args.connect_timeout,
         close_timeout: args.close_timeout,
         no_echo: args.no_echo,
+        slow_reader_rcvbuf: args.slow_reader_rcvbuf,
     });
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);

@@ -15,25 +15,9 @@ async fn a_relay_that_drops_every_seventh_message_loses_exactly_that() {
     })
     .await;
     let url = format!("ws://{addr}/");
-    let out = swarm(args(&[
-        "--url",
-        &url,
-        "--protocol",
-        "raw",
-        "--clients",
-        "20",
-        "--senders",
-        "4",
-        "--rate",
-        "200",
-        "--duration",
-        "1s",
-        "--settle",
-        "100ms",
-        "--drain",
-        "500ms",
-        "--quiet",
-    ]))
+    let out = swarm(args(&format!(
+        "--url {url} --protocol raw --clients 20 --senders 4 --rate 200 --duration 1s --settle 100ms --drain 500ms --quiet"
+    )))
     .await;
     let r = &out.report;
     // 200 messages, every 7th dropped before anyone got it: 28 messages, each owed to all 20.
@@ -56,27 +40,9 @@ async fn loss_within_max_loss_passes() {
     })
     .await;
     let url = format!("ws://{addr}/");
-    let out = swarm(args(&[
-        "--url",
-        &url,
-        "--protocol",
-        "raw",
-        "--clients",
-        "10",
-        "--senders",
-        "2",
-        "--rate",
-        "100",
-        "--duration",
-        "500ms",
-        "--settle",
-        "100ms",
-        "--drain",
-        "300ms",
-        "--max-loss",
-        "0.1",
-        "--quiet",
-    ]))
+    let out = swarm(args(&format!(
+        "--url {url} --protocol raw --clients 10 --senders 2 --rate 100 --duration 500ms --settle 100ms --drain 300ms --max-loss 0.1 --quiet"
+    )))
     .await;
     let r = &out.report;
     assert_eq!(r.lost, 5 * 10, "{}", r.human());
@@ -93,25 +59,9 @@ async fn a_stalled_relay_shows_up_as_latency_not_as_fewer_samples() {
     })
     .await;
     let url = format!("ws://{addr}/");
-    let out = swarm(args(&[
-        "--url",
-        &url,
-        "--protocol",
-        "raw",
-        "--clients",
-        "20",
-        "--senders",
-        "4",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-        "--settle",
-        "100ms",
-        "--drain",
-        "3s",
-        "--quiet",
-    ]))
+    let out = swarm(args(&format!(
+        "--url {url} --protocol raw --clients 20 --senders 4 --rate 100 --duration 2s --settle 100ms --drain 3s --quiet"
+    )))
     .await;
     let r = &out.report;
     assert_eq!(r.sent, 200, "{}", r.human());
@@ -126,4 +76,27 @@ async fn a_stalled_relay_shows_up_as_latency_not_as_fewer_samples() {
         r.human()
     );
     assert!(r.passed, "{}", r.human());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_the_server_declares_with_lagged_notices_is_counted_apart() {
+    let addr = start_relay(Faults {
+        drop_every: 5,
+        chat: true,
+        ..Faults::default()
+    })
+    .await;
+    let url = format!("ws://{addr}/ws");
+    let out = swarm(args(&format!(
+        "--url {url} --clients 10 --senders 2 --rate 100 --duration 500ms --settle 100ms --drain 300ms --quiet"
+    )))
+    .await;
+    let r = &out.report;
+    // 50 messages, every 5th replaced by a lagged notice to all 10 clients.
+    assert_eq!(r.sent, 50, "{}", r.human());
+    assert_eq!(r.lost, 10 * 10, "{}", r.human());
+    assert_eq!(r.lost_lagged, r.lost);
+    assert_eq!(r.lost_silent, 0);
+    assert_eq!(r.lagged_notices, 10 * 10);
+    assert_eq!(r.latency_ms.samples, r.delivered);
 }

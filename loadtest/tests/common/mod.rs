@@ -23,6 +23,9 @@ pub struct Faults {
     pub stall_after: Option<u64>,
     /// How long the stall lasts.
     pub stall: Duration,
+    /// Speak wschat's chat protocol (welcome, message events) instead of relaying raw frames,
+    /// and announce each dropped message with `{"type":"lagged","missed":1}`.
+    pub chat: bool,
 }
 
 /// Starts a relay on an ephemeral loopback port; it runs until the test's runtime ends.
@@ -38,8 +41,16 @@ pub async fn start_relay(faults: Faults) -> SocketAddr {
         while let Some(msg) = in_rx.recv().await {
             n += 1;
             if faults.drop_every > 0 && n % faults.drop_every == 0 {
+                if faults.chat {
+                    let _ = hub_out.send(Message::text(r#"{"type":"lagged","missed":1}"#));
+                }
                 continue;
             }
+            let msg = if faults.chat {
+                chat_event(n, &msg)
+            } else {
+                msg
+            };
             let _ = hub_out.send(msg);
             if faults.stall_after == Some(n) {
                 tokio::time::sleep(faults.stall).await;
@@ -58,6 +69,10 @@ pub async fn start_relay(faults: Faults) -> SocketAddr {
                     return;
                 };
                 let (mut sink, mut stream) = ws.split();
+                if faults.chat {
+                    let welcome = r#"{"type":"welcome","you":"x","room":"r","users":[],"count":1,"history":[],"last_id":0,"truncated":false}"#;
+                    let _ = sink.send(Message::text(welcome)).await;
+                }
                 let writer = tokio::spawn(async move {
                     while let Ok(msg) = out_rx.recv().await {
                         if sink.send(msg).await.is_err() {
@@ -77,12 +92,23 @@ pub async fn start_relay(faults: Faults) -> SocketAddr {
     addr
 }
 
-/// Parses swarm flags (the program name is added).
-pub fn args(flags: &[&str]) -> loadtest::Args {
+/// The chat protocol's message event for request `req` (the `text` is copied verbatim: the
+/// swarm's texts need no escaping).
+fn chat_event(id: u64, req: &Message) -> Message {
+    let req = req.to_text().unwrap_or_default();
+    let text = req
+        .split_once(r#""text":""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or("", |(text, _)| text);
+    Message::text(format!(
+        r#"{{"type":"message","id":{id},"room":"r","from":"x","text":"{text}","ts":0}}"#
+    ))
+}
+
+/// Parses swarm flags written as on a command line (split at whitespace).
+pub fn args(flags: &str) -> loadtest::Args {
     use clap::Parser;
-    let mut all = vec!["loadtest"];
-    all.extend_from_slice(flags);
-    loadtest::Args::parse_from(all)
+    loadtest::Args::parse_from(std::iter::once("loadtest").chain(flags.split_whitespace()))
 }
 
 /// Runs the swarm on a blocking thread, so the server under test keeps the async runtime.

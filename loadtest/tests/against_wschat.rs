@@ -1,0 +1,107 @@
+//! The swarm against the real wschat server, started in this process on an ephemeral port: the
+//! counts must be exact, and the JSON report must carry every stable key.
+
+mod common;
+
+use common::{args, swarm};
+
+/// Starts wschat with `config`; the server stops when the returned sender is dropped.
+async fn start(
+    mut config: wschat::Config,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    let server = wschat::Server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_clients_in_several_rooms_get_every_message_exactly_once() {
+    let (addr, _stop) = start(wschat::Config::for_tests()).await;
+    let url = format!("ws://{addr}/ws");
+    let json = std::env::temp_dir().join(format!("loadtest-wschat-{}.json", std::process::id()));
+    let pid = std::process::id().to_string();
+    let out = swarm(args(&format!(
+        "--url {url} --clients 300 --rooms 5 --senders 10 --rate 200 --duration 2s --settle 300ms --drain 3s --server-pid {pid} --json {} --quiet",
+        json.display()
+    )))
+    .await;
+    let r = &out.report;
+    assert_eq!(r.clients_connected, 300, "{}", r.human());
+    assert_eq!(r.connect_errors, 0);
+    assert_eq!(r.sent, 400, "{}", r.human());
+    assert_eq!(r.refused, 0, "{}", r.human());
+    // Each room holds 60 clients, each message is owed to all 60 (its sender included).
+    assert_eq!(r.expected, 400 * 60);
+    assert_eq!(r.delivered, r.expected, "{}", r.human());
+    assert_eq!(r.lost, 0);
+    assert_eq!(
+        (r.duplicates, r.out_of_order, r.unexpected, r.foreign),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(r.latency_ms.samples, r.delivered);
+    assert_eq!(r.close_codes.get("1000"), Some(&300), "{}", r.human());
+    assert!(r.passed, "{}", r.human());
+
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    for key in [
+        "clients_requested",
+        "clients_connected",
+        "connect_errors",
+        "sent",
+        "expected",
+        "delivered",
+        "lost",
+        "duplicates",
+        "out_of_order",
+        "deliveries_per_sec",
+    ] {
+        assert!(v[key].is_number(), "JSON key {key}: {v}");
+    }
+    assert_eq!(v["delivered"], 400 * 60);
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(v["latency_ms"][key].is_number(), "latency_ms.{key}");
+    }
+    for key in [
+        "rss_idle_bytes",
+        "rss_connected_bytes",
+        "rss_peak_bytes",
+        "bytes_per_connection",
+        "cpu_seconds",
+    ] {
+        assert!(v["server"][key].is_number(), "server.{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_are_counted_apart_and_cost_the_others_nothing() {
+    let mut config = wschat::Config::for_tests();
+    config.channel_capacity = 64;
+    config.rate_limit = 0.0;
+    config.write_buffer = 16 * 1024;
+    config.write_timeout = std::time::Duration::from_secs(1);
+    let (addr, _stop) = start(config).await;
+    let url = format!("ws://{addr}/ws");
+    let out = swarm(args(&format!(
+        "--url {url} --clients 12 --senders 2 --slow-readers 2 --rate 1000 --payload 4000 --duration 2s --settle 200ms --drain 2s --quiet"
+    )))
+    .await;
+    let r = &out.report;
+    // 8 MB for each slow reader: more than the kernel buffers (4 MB of send buffer at most),
+    // so the server has to deal with them. The 10 readers that keep up get everything.
+    assert_eq!(r.clients_connected, 12, "{}", r.human());
+    assert_eq!(r.expected, r.sent * 10, "{}", r.human());
+    assert_eq!(r.delivered, r.expected, "{}", r.human());
+    assert_eq!(r.latency_ms.samples, r.delivered);
+    let slow = r.slow_readers.as_ref().expect("slow reader figures");
+    assert_eq!(slow.clients, 2);
+    assert_eq!(slow.expected, r.sent * 2);
+    assert!(slow.delivered < slow.expected, "{}", r.human());
+    println!("{}", r.human());
+}
