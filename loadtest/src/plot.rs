@@ -27,6 +27,7 @@ pub fn latency_svg(path: &Path, latency: &Histogram<u64>, report: &Report) -> Re
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(16)
+        .margin_right(48)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..max_x, 0.0..max_y)

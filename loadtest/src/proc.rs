@@ -5,6 +5,10 @@
 //! nothing measurable, needs no privileges for a process of the same user, and works for any
 //! server, not just wschat. The command name (field 2) may contain spaces and parentheses, so the
 //! fields are counted from the last `)`.
+//!
+//! `/proc/PID/task/TID/schedstat` adds the time each thread spent runnable but waiting for a CPU.
+//! It tells a busy machine from a busy server: a server pinned to a core that other work also
+//! wants shows modest CPU use *and* long waits, and its latency is then the machine's, not its own.
 
 use std::fs;
 use std::time::Duration;
@@ -16,26 +20,45 @@ pub struct Sample {
     pub rss_bytes: u64,
     /// User plus system CPU time since the process started.
     pub cpu: Duration,
+    /// Time its threads were ready to run but waited for a CPU (summed over threads).
+    pub waited: Duration,
 }
 
-/// Reads `/proc/<pid>/stat` (or `/proc/self/task/<tid>/stat` via [`sample_path`]).
+/// Reads process `pid`.
 pub fn sample(pid: u32) -> Option<Sample> {
-    sample_path(&format!("/proc/{pid}/stat"))
+    sample_process(&format!("/proc/{pid}"))
 }
 
 /// Reads the swarm's own process.
 pub fn sample_self() -> Option<Sample> {
-    sample_path("/proc/self/stat")
+    sample_process("/proc/self")
 }
 
 /// Reads one thread of the swarm, by its kernel thread id.
 pub fn sample_thread(tid: i64) -> Option<Sample> {
-    sample_path(&format!("/proc/self/task/{tid}/stat"))
+    let dir = format!("/proc/self/task/{tid}");
+    let mut s = parse_stat(&fs::read_to_string(format!("{dir}/stat")).ok()?)?;
+    s.waited = waited(&dir).unwrap_or_default();
+    Some(s)
 }
 
-/// Reads a `stat` file in `/proc`'s format.
-pub fn sample_path(path: &str) -> Option<Sample> {
-    parse_stat(&fs::read_to_string(path).ok()?)
+/// Reads a process directory: its `stat`, and every thread's `schedstat`.
+fn sample_process(dir: &str) -> Option<Sample> {
+    let mut s = parse_stat(&fs::read_to_string(format!("{dir}/stat")).ok()?)?;
+    if let Ok(tasks) = fs::read_dir(format!("{dir}/task")) {
+        s.waited = tasks
+            .flatten()
+            .filter_map(|t| waited(&t.path().to_string_lossy()))
+            .sum();
+    }
+    Some(s)
+}
+
+/// The second field of a thread's `schedstat`: nanoseconds spent waiting on a run queue.
+fn waited(task_dir: &str) -> Option<Duration> {
+    let line = fs::read_to_string(format!("{task_dir}/schedstat")).ok()?;
+    let ns: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// Parses the content of a `stat` file.
@@ -49,6 +72,7 @@ pub fn parse_stat(stat: &str) -> Option<Sample> {
     Some(Sample {
         rss_bytes: pages * page_size(),
         cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks_per_sec()),
+        waited: Duration::ZERO,
     })
 }
 

@@ -71,6 +71,9 @@ pub struct ServerResources {
     pub cpu_utilization: f64,
     /// Deliveries per second of server CPU: the server's efficiency, whatever its core count.
     pub deliveries_per_cpu_second: f64,
+    /// Time its threads waited for a CPU during steady phase and drain, over that wall time:
+    /// above a few percent, other work on its core shaped the figures.
+    pub cpu_wait_fraction: f64,
 }
 
 /// The swarm measuring itself, to tell whether it or the server was the bottleneck.
@@ -84,6 +87,8 @@ pub struct SwarmResources {
     pub busiest_thread_utilization: f64,
     /// Deliveries the swarm counted per second of its own CPU: its ceiling on one core.
     pub deliveries_per_cpu_second: f64,
+    /// Time the swarm's threads waited for a CPU, over the wall time of the measured phases.
+    pub cpu_wait_fraction: f64,
     /// Resident memory with every client connected.
     pub rss_bytes: u64,
     /// `(rss connected - rss before) / clients_connected`.
@@ -377,9 +382,10 @@ impl Report {
             );
             let _ = writeln!(
                 o,
-                "            cpu {:.2} s in steady+drain ({:.0}% of a core), {:.2} s connecting; {} deliveries per CPU-second",
+                "            cpu {:.2} s in steady+drain ({:.0}% of a core, waited for a CPU {:.0}% of the time), {:.2} s connecting; {} deliveries per CPU-second",
                 s.cpu_seconds,
                 s.cpu_utilization * 100.0,
+                s.cpu_wait_fraction * 100.0,
                 s.cpu_seconds_connect,
                 thousands(s.deliveries_per_cpu_second.round() as u64)
             );

@@ -40,6 +40,9 @@ const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 const STEADY_LEAD: Duration = Duration::from_millis(100);
 /// A worker thread busier than this during the measured phases may have been the bottleneck.
 const BUSY_THREAD: f64 = 0.9;
+/// Threads that waited for a CPU longer than this fraction of the measured time were sharing
+/// their cores with other work.
+const WAITED: f64 = 0.05;
 /// Sends later than this at the 99th percentile mean the swarm did not keep its schedule.
 const LATE_SEND_MS: f64 = 5.0;
 
@@ -575,6 +578,7 @@ fn server_resources(
         cpu_seconds: cpu,
         cpu_seconds_connect: connected.cpu.saturating_sub(idle.cpu).as_secs_f64(),
         cpu_utilization: cpu / wall.max(1e-3),
+        cpu_wait_fraction: stop.waited.saturating_sub(steady.waited).as_secs_f64() / wall.max(1e-3),
         deliveries_per_cpu_second: if cpu > 0.0 {
             report.delivered as f64 / cpu
         } else {
@@ -595,6 +599,11 @@ fn swarm_resources(
         _ => 0.0,
     };
     let rss = times.self_connected.map_or(0, |s| s.rss_bytes);
+    let wall = times.stop_us.saturating_sub(times.steady_start_us) as f64 / 1e6;
+    let waited = match (times.self_steady, times.self_stop) {
+        (Some(a), Some(b)) => b.waited.saturating_sub(a.waited).as_secs_f64(),
+        _ => 0.0,
+    };
     SwarmResources {
         threads,
         cpu_seconds: cpu,
@@ -604,6 +613,7 @@ fn swarm_resources(
         } else {
             0.0
         },
+        cpu_wait_fraction: waited / wall.max(1e-3),
         rss_bytes: rss,
         bytes_per_client: (rss as f64 - idle.map_or(0, |s| s.rss_bytes) as f64)
             / report.clients_connected.max(1) as f64,
@@ -620,6 +630,22 @@ fn self_check(r: &mut Report) {
              limited throughput and added latency (give it its own core, or more --threads)",
             w.busiest_thread_utilization * 100.0
         ));
+    }
+    if w.cpu_wait_fraction > WAITED {
+        r.warnings.push(format!(
+            "the swarm's threads waited for a CPU {:.0}% of the measured time: other work shares its \
+             cores (pin it with taskset to a free core)",
+            w.cpu_wait_fraction * 100.0
+        ));
+    }
+    if let Some(s) = &r.server {
+        if s.cpu_wait_fraction > WAITED {
+            r.warnings.push(format!(
+                "the server waited for a CPU {:.0}% of the measured time: other work shares its \
+                 cores, so its latency and throughput here are the machine's, not its own",
+                s.cpu_wait_fraction * 100.0
+            ));
+        }
     }
     if w.send_lag_ms.p99 > LATE_SEND_MS {
         r.warnings.push(format!(
