@@ -190,17 +190,21 @@ async fn oversized_heads_are_refused() {
     let (mut ann, _) = server.peer("r", "ann").await;
     let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
     let huge = format!("X-Big: {}\r\n", "b".repeat(1 << 20));
-    for extra in [many, huge] {
+    for (extra, may_reset) in [(many, false), (huge, true)] {
         let request = upgrade_request(server.addr, "/ws", &extra);
         let mut raw = RawClient::connect(server.addr).await;
         // The server may answer and close before reading all of it.
         let _ = tokio::io::AsyncWriteExt::write_all(&mut raw.stream, request.as_bytes()).await;
-        let head = raw.response_head().await;
-        assert!(
-            (400..500).contains(&head.status),
-            "{} header bytes: {head:?}",
-            extra.len()
-        );
+        match raw.try_response_head().await {
+            Some(head) => assert!(
+                (400..500).contains(&head.status),
+                "{} header bytes: {head:?}",
+                extra.len()
+            ),
+            // Closing with a megabyte unread makes the kernel reset the connection, which can
+            // destroy the answer before it is read: then the connection must at least be gone.
+            None => assert!(may_reset, "no answer to {} header bytes", extra.len()),
+        }
         chat_works(&mut ann, &mut [], "still up").await;
     }
     server.assert_healthy().await;

@@ -192,15 +192,25 @@ impl RawClient {
 
     /// Reads an HTTP response's status line and headers.
     pub async fn response_head(&mut self) -> ResponseHead {
+        match self.try_response_head().await {
+            Some(head) => head,
+            None => panic!(
+                "connection closed before a response head: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// Like [`response_head`](Self::response_head), or `None` if the connection ends (or is
+    /// reset) first.
+    pub async fn try_response_head(&mut self) -> Option<ResponseHead> {
         let end = loop {
             if let Some(at) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break at;
             }
-            assert!(
-                self.fill().await,
-                "connection closed before a response head: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
+            if !self.fill().await {
+                return None;
+            }
         };
         let head = String::from_utf8(self.buf[..end].to_vec()).expect("ASCII head");
         self.buf.drain(..end + 4);
@@ -215,7 +225,7 @@ impl RawClient {
             .filter_map(|line| line.split_once(':'))
             .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
-        ResponseHead { status, headers }
+        Some(ResponseHead { status, headers })
     }
 
     /// Exactly `len` bytes (panics if the connection ends first).
