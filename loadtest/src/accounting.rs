@@ -92,6 +92,15 @@ impl Account {
     }
 }
 
+impl Account {
+    /// The bit sets, one per sender slot of the room: bit `seq` is set if message `seq` arrived.
+    /// Kept for the end, when the union over a room's receivers tells which messages reached
+    /// anyone at all.
+    pub fn into_seen(self) -> Vec<Vec<u64>> {
+        self.from.into_iter().map(|f| f.seen).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

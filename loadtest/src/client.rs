@@ -456,7 +456,8 @@ impl<'a> Receiver<'a> {
         }
     }
 
-    /// The server refused one of our messages: its receivers are owed one message less.
+    /// The server refused at least one of our messages: its receivers are owed at least one
+    /// message less (the exact count is settled at the end, see `swarm::summarize`).
     fn on_refused(&mut self, code: &str) {
         *self.refused.entry(code.to_string()).or_default() += 1;
         if !self.role.sender {
@@ -472,16 +473,17 @@ impl<'a> Receiver<'a> {
     }
 
     fn into_result(self, r: &mut ClientResult) {
-        if let Some(a) = &self.account {
+        if let Some(a) = self.account {
             r.delivered = a.delivered;
             r.duplicates = a.duplicates;
             r.out_of_order = a.out_of_order;
             r.unexpected = a.unexpected;
+            r.seen = a.into_seen();
         }
         r.foreign = self.foreign;
         r.lagged_notices = self.lagged_notices;
         r.lagged_missed = self.lagged_missed;
-        r.refused = self.refused;
+        r.refusal_notices = self.refused;
         r.closed = self.closed;
         r.closed_early = self.closed_early;
     }

@@ -166,9 +166,12 @@ pub struct Report {
     pub scheduled: u64,
     /// Messages written.
     pub sent: u64,
-    /// Messages the server answered with an `error` event (e.g. `rate_limited`).
+    /// Messages the server refused: sent by a sender that got an `error` event, and received by
+    /// nobody.
     pub refused: u64,
-    /// Refusals by code.
+    /// `error` events received by senders (a server may send one for a run of refusals).
+    pub refusal_notices: u64,
+    /// Those events by code (e.g. `rate_limited`).
     pub refused_codes: BTreeMap<String, u64>,
     /// Deliveries owed to measured receivers for the messages the server accepted.
     pub expected: u64,

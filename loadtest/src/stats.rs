@@ -129,8 +129,11 @@ pub struct ClientResult {
     pub connected: bool,
     /// Messages it wrote (senders).
     pub sent: u64,
-    /// Its messages the server refused with an `error` event, by code.
-    pub refused: BTreeMap<String, u64>,
+    /// `error` events the server sent it, by code. Not one per refused message: a server may
+    /// announce a run of refusals once (wschat says `rate_limited` once per run of strikes).
+    pub refusal_notices: BTreeMap<String, u64>,
+    /// Per sender slot of its room, which messages arrived (see `Account::into_seen`).
+    pub seen: Vec<Vec<u64>>,
     /// First arrivals of scheduled messages.
     pub delivered: u64,
     /// Repeated arrivals.
@@ -159,7 +162,8 @@ impl ClientResult {
             role,
             connected: false,
             sent: 0,
-            refused: BTreeMap::new(),
+            refusal_notices: BTreeMap::new(),
+            seen: Vec::new(),
             delivered: 0,
             duplicates: 0,
             out_of_order: 0,
@@ -170,11 +174,6 @@ impl ClientResult {
             closed: Closed::NotConnected,
             closed_early: false,
         }
-    }
-
-    /// Its messages the server accepted: what its room's receivers are owed.
-    pub fn accepted(&self) -> u64 {
-        self.sent.saturating_sub(self.refused.values().sum::<u64>())
     }
 }
 

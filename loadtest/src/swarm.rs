@@ -470,6 +470,13 @@ fn worker(
 }
 
 /// The exact accounting: what every measured receiver was owed and got.
+///
+/// A receiver is owed every message its room's senders sent and the server accepted. A client
+/// cannot see acceptance directly, and a server may announce a run of refusals with a single
+/// `error` event, so for a sender that received any refusal notice, "accepted" is "reached at
+/// least one receiver" (the union of the room's bit sets); a message nobody got is then counted
+/// as refused, not lost. For a sender never told of a refusal, everything it sent is owed, and a
+/// message nobody got is loss.
 fn summarize(
     args: &Args,
     plan: &Plan,
@@ -478,6 +485,22 @@ fn summarize(
     times: &Times,
     warnings: Vec<String>,
 ) -> Report {
+    // Union over each room's receivers of which messages arrived, per sender slot.
+    let mut reached: Vec<Vec<Vec<u64>>> = (0..plan.rooms)
+        .map(|room| vec![Vec::new(); plan.senders_in_room(room)])
+        .collect();
+    for c in results.iter().filter(|c| c.connected) {
+        for (slot, bits) in c.seen.iter().enumerate() {
+            let union = &mut reached[c.role.room][slot];
+            if union.len() < bits.len() {
+                union.resize(bits.len(), 0);
+            }
+            for (u, b) in union.iter_mut().zip(bits) {
+                *u |= b;
+            }
+        }
+    }
+    let mut accepted_of = vec![0u64; plan.senders];
     let mut accepted_in_room = vec![0u64; plan.rooms];
     let mut r = Report {
         protocol: match args.protocol {
@@ -499,20 +522,32 @@ fn summarize(
         ..Report::default()
     };
     for c in results.iter().filter(|c| c.connected && c.role.sender) {
-        accepted_in_room[c.role.room] += c.accepted();
+        let accepted = if c.refusal_notices.is_empty() {
+            c.sent
+        } else {
+            let union = &reached[c.role.room][plan.slot_of(c.index)];
+            union
+                .iter()
+                .map(|w| u64::from(w.count_ones()))
+                .sum::<u64>()
+                .min(c.sent)
+        };
+        accepted_of[c.index] = accepted;
+        accepted_in_room[c.role.room] += accepted;
         r.senders_connected += 1;
         r.scheduled += plan.messages_of(c.index);
         r.sent += c.sent;
-        for (code, n) in &c.refused {
+        r.refused += c.sent - accepted;
+        for (code, n) in &c.refusal_notices {
             *r.refused_codes.entry(code.clone()).or_default() += n;
-            r.refused += n;
+            r.refusal_notices += n;
         }
     }
     let mut slow = SlowReaders::default();
     for c in results.iter().filter(|c| c.connected) {
         r.clients_connected += 1;
         let own = if args.no_echo && c.role.sender {
-            c.accepted()
+            accepted_of[c.index]
         } else {
             0
         };

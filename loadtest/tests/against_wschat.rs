@@ -106,3 +106,29 @@ async fn slow_readers_are_counted_apart_and_cost_the_others_nothing() {
     assert!(slow.delivered < slow.expected, "{}", r.human());
     println!("{}", r.human());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_server_refuses_are_not_owed_to_anyone() {
+    let mut config = wschat::Config::for_tests();
+    config.rate_limit = 10.0;
+    config.rate_burst = 5.0;
+    let (addr, _stop) = start(config).await;
+    let url = format!("ws://{addr}/ws");
+    // 2 senders at 40 msg/s each against a limit of 10/s: most are refused with `rate_limited`.
+    let out = swarm(args(&format!(
+        "--url {url} --clients 20 --senders 2 --rate 80 --duration 1s --settle 200ms \
+         --drain 1s --quiet"
+    )))
+    .await;
+    let r = &out.report;
+    assert_eq!(r.sent, 80, "{}", r.human());
+    assert!(r.refused > 0, "{}", r.human());
+    assert!(r.refusal_notices > 0);
+    assert_eq!(
+        r.refused_codes.get("rate_limited"),
+        Some(&r.refusal_notices)
+    );
+    assert_eq!(r.expected, (r.sent - r.refused) * 20, "{}", r.human());
+    assert_eq!(r.delivered, r.expected, "{}", r.human());
+    assert_eq!(r.lost, 0);
+}

@@ -100,3 +100,21 @@ async fn loss_the_server_declares_with_lagged_notices_is_counted_apart() {
     assert_eq!(r.lagged_notices, 10 * 10);
     assert_eq!(r.latency_ms.samples, r.delivered);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_addresses_spread_the_connections() {
+    let relay = common::start_relay_with_peers(Faults::default()).await;
+    let url = format!("ws://{}/", relay.addr);
+    let out = swarm(args(&format!(
+        "--url {url} --protocol raw --clients 12 --senders 1 --rate 20 --duration 300ms \
+         --settle 100ms --drain 300ms --source-addrs 127.0.0.1-127.0.0.3 --quiet"
+    )))
+    .await;
+    assert_eq!(out.report.clients_connected, 12, "{}", out.report.human());
+    assert_eq!(out.report.delivered, out.report.expected);
+    let peers = relay.peers.lock().unwrap().clone();
+    let expected: std::collections::HashSet<std::net::IpAddr> = (1..=3)
+        .map(|i| std::net::Ipv4Addr::new(127, 0, 0, i).into())
+        .collect();
+    assert_eq!(peers, expected);
+}

@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -28,8 +30,23 @@ pub struct Faults {
     pub chat: bool,
 }
 
+/// A running relay.
+pub struct Relay {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The source addresses its clients connected from.
+    pub peers: Arc<Mutex<HashSet<IpAddr>>>,
+}
+
 /// Starts a relay on an ephemeral loopback port; it runs until the test's runtime ends.
 pub async fn start_relay(faults: Faults) -> SocketAddr {
+    start_relay_with_peers(faults).await.addr
+}
+
+/// Starts a relay that also records its clients' source addresses.
+pub async fn start_relay_with_peers(faults: Faults) -> Relay {
+    let peers = Arc::new(Mutex::new(HashSet::new()));
+    let seen = peers.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // Large enough that no test client ever lags: the faults are the only loss.
@@ -59,9 +76,10 @@ pub async fn start_relay(faults: Faults) -> SocketAddr {
     });
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 return;
             };
+            seen.lock().unwrap().insert(peer.ip());
             let _ = tcp.set_nodelay(true);
             let (in_tx, mut out_rx) = (in_tx.clone(), out_tx.subscribe());
             tokio::spawn(async move {
@@ -89,7 +107,7 @@ pub async fn start_relay(faults: Faults) -> SocketAddr {
             });
         }
     });
-    addr
+    Relay { addr, peers }
 }
 
 /// The chat protocol's message event for request `req` (the `text` is copied verbatim: the
