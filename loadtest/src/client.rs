@@ -516,6 +516,10 @@ where
             _ = stopped(&mut phase) => { stopped_early = true; break; }
             _ = sleep_until(at) => {}
         }
+        if crate::swarm::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            // Ctrl-C: stop sending; the coordinator drains what is in flight.
+            break;
+        }
         let lag = setup.now_us().saturating_sub(due_us);
         payload::write_text(
             &mut text,

@@ -171,7 +171,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         report.server = Some(server_resources(pid, idle, &times, c.server_peak, &report));
     }
     report.swarm = swarm_resources(thread_count, self_idle, &times, &report, &merged);
-    self_check(&mut report);
+    self_check(&mut report, times.interrupted);
     judge(args, &mut report);
 
     let outcome = Outcome {
@@ -204,6 +204,8 @@ struct Times {
     self_stop: Option<Sample>,
     busiest_thread: f64,
     interrupted: bool,
+    /// Length of the steady phase as it ran (shorter than `--duration` when interrupted).
+    steady_secs: f64,
 }
 
 struct Coordinator<'a> {
@@ -229,6 +231,7 @@ impl Coordinator<'_> {
         let args = self.args;
         let mut times = Times::default();
         let mut settle_until: Option<Instant> = None;
+        let mut interrupted_at: Option<Instant> = None;
         let mut steady_at: Option<Instant> = None;
         let mut threads_steady: Vec<Option<Sample>> = Vec::new();
         let mut next_second = 1u64;
@@ -282,8 +285,14 @@ impl Coordinator<'_> {
                 continue;
             };
 
-            // Steady phase and drain.
-            let end = start + args.duration;
+            // Steady phase and drain. Ctrl-C ends the steady phase now (the senders stop too)
+            // but still drains what is in flight, so an interrupted run reports no false loss.
+            if interrupted && interrupted_at.is_none() {
+                interrupted_at = Some(now);
+                times.interrupted = true;
+            }
+            let end =
+                interrupted_at.map_or(start + args.duration, |t| t.min(start + args.duration));
             let (rate_sent, rate_delivered, p99) = self.window_rates(now, &total);
             let in_drain = now >= end;
             let total_ms = (args.duration + args.drain).as_millis() as u64;
@@ -304,8 +313,8 @@ impl Coordinator<'_> {
             let all_arrived = total.senders_done >= self.plan.senders
                 && total.connect_done >= args.clients
                 && total.delivered >= total.owed;
-            if (in_drain && all_arrived) || now >= end + args.drain || interrupted {
-                times.interrupted = interrupted;
+            if (in_drain && all_arrived) || now >= end + args.drain {
+                times.steady_secs = end.saturating_duration_since(start).as_secs_f64();
                 let t = now.saturating_duration_since(start).as_secs_f64();
                 if t > (next_second - 1) as f64 + 0.05 {
                     self.timeline_point(t, &total, &mut last_point);
@@ -585,9 +594,14 @@ fn summarize(
         .last_delivery_us
         .saturating_sub(times.steady_start_us) as f64
         / 1e6;
-    r.throughput_window_secs = last.max(r.duration_secs);
+    let steady = if times.steady_secs > 0.0 {
+        times.steady_secs
+    } else {
+        r.duration_secs
+    };
+    r.throughput_window_secs = last.max(steady).max(1e-3);
     r.deliveries_per_sec = r.delivered as f64 / r.throughput_window_secs;
-    r.sends_per_sec = r.sent as f64 / r.duration_secs;
+    r.sends_per_sec = r.sent as f64 / steady.max(1e-3);
     r
 }
 
@@ -657,7 +671,7 @@ fn swarm_resources(
 }
 
 /// Warns where the swarm, not the server, may have shaped the figures.
-fn self_check(r: &mut Report) {
+fn self_check(r: &mut Report, interrupted: bool) {
     let w = &r.swarm;
     if w.busiest_thread_utilization >= BUSY_THREAD {
         r.warnings.push(format!(
@@ -689,7 +703,7 @@ fn self_check(r: &mut Report) {
             w.send_lag_ms.p99, w.send_lag_ms.max
         ));
     }
-    if r.sent < r.scheduled {
+    if r.sent < r.scheduled && !interrupted {
         r.warnings.push(format!(
             "{} scheduled messages were not sent (their sender's connection ended)",
             r.scheduled - r.sent
