@@ -377,17 +377,28 @@ fn error_kind(e: &WsError) -> String {
 
 /// The counting side of a client.
 struct Receiver<'a> {
+    /// The thread's shared state (settings, counters).
     ctx: &'a ThreadCtx,
+    /// This client's room and role.
     role: Role,
+    /// This client's index (its sender id, if it sends).
     index: usize,
-    /// Created when the steady plan is known (before any message can be sent).
+    /// Created at the first stamped message: the plan is fixed by then, since senders only
+    /// send once the steady plan is published.
     account: Option<Account>,
+    /// Stamped messages of another run.
     foreign: u64,
+    /// `lagged` notices received.
     lagged_notices: u64,
+    /// Sum of their `missed`.
     lagged_missed: u64,
+    /// `error` events received, by code.
     refused: std::collections::BTreeMap<String, u64>,
+    /// How the connection ended.
     closed: Closed,
+    /// Whether it ended before the swarm closed it.
     closed_early: bool,
+    /// The run's phase, read when a refusal needs the steady plan.
     phase: watch::Receiver<Phase>,
 }
 

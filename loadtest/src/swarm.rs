@@ -59,14 +59,19 @@ pub struct Outcome {
 
 /// One worker thread's counters, sent to the coordinator.
 struct Snapshot {
+    /// Index of the worker thread.
     thread: usize,
+    /// Its kernel thread id, to sample its CPU time from /proc.
     tid: i64,
+    /// A copy of its counters.
     stats: ThreadStats,
 }
 
 /// What a worker thread hands back when its clients are done.
 struct WorkerOut {
+    /// Its final counters.
     stats: ThreadStats,
+    /// One per client it ran.
     results: Vec<ClientResult>,
 }
 
@@ -193,29 +198,46 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
 /// The moments the coordinator marked, and the samples it took at them.
 #[derive(Default)]
 struct Times {
+    /// Wall time of the connect ramp.
     connect_secs: f64,
+    /// Start of the steady phase, µs since the epoch.
     steady_start_us: u64,
+    /// End of the drain, µs since the epoch.
     stop_us: u64,
+    /// The server after the ramp and settle (memory "connected").
     server_connected: Option<Sample>,
+    /// The server at the steady start (CPU baseline).
     server_steady: Option<Sample>,
+    /// The server at the end of the drain.
     server_stop: Option<Sample>,
+    /// The swarm after the ramp (its memory per client).
     self_connected: Option<Sample>,
+    /// The swarm at the steady start.
     self_steady: Option<Sample>,
+    /// The swarm at the end of the drain.
     self_stop: Option<Sample>,
+    /// The busiest worker thread's CPU share over steady phase and drain.
     busiest_thread: f64,
+    /// Ctrl-C was pressed.
     interrupted: bool,
     /// Length of the steady phase as it ran (shorter than `--duration` when interrupted).
     steady_secs: f64,
 }
 
 struct Coordinator<'a> {
+    /// The run's flags.
     args: &'a Args,
+    /// Roles and schedule.
     plan: &'a Plan,
+    /// The latest snapshot of each worker thread.
     latest: Vec<Option<ThreadStats>>,
+    /// Kernel ids of the worker threads.
     tids: Vec<Option<i64>>,
+    /// Highest server resident memory sampled.
     server_peak: u64,
     /// Recent (time, merged counters) for the live rates and p99, about one second's worth.
     window: VecDeque<(Instant, u64, u64, Histogram<u64>)>,
+    /// One point per second of steady phase and drain.
     timeline: Vec<TimelinePoint>,
 }
 
