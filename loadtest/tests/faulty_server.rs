@@ -53,7 +53,7 @@ async fn loss_within_max_loss_passes() {
 async fn a_stalled_relay_shows_up_as_latency_not_as_fewer_samples() {
     let stall = Duration::from_millis(1200);
     let addr = start_relay(Faults {
-        stall_after: Some(50),
+        stall_at: Some(50),
         stall,
         ..Faults::default()
     })

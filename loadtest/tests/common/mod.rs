@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct Faults {
     /// Drop every Nth message (the Nth, 2Nth, ...; counted from 1). 0 = drop nothing.
     pub drop_every: u64,
-    /// After relaying this many messages, hold everything for `stall`.
-    pub stall_after: Option<u64>,
+    /// On receiving the Nth message, hold it and everything after it for `stall`.
+    pub stall_at: Option<u64>,
     /// How long the stall lasts.
     pub stall: Duration,
     /// Speak wschat's chat protocol (welcome, message events) instead of relaying raw frames,
@@ -68,10 +68,12 @@ pub async fn start_relay_with_peers(faults: Faults) -> Relay {
             } else {
                 msg
             };
-            let _ = hub_out.send(msg);
-            if faults.stall_after == Some(n) {
+            if faults.stall_at == Some(n) {
+                // The Nth message was sent no later than now, so it arrives at least `stall`
+                // after its scheduled time; everything sent meanwhile queues behind it.
                 tokio::time::sleep(faults.stall).await;
             }
+            let _ = hub_out.send(msg);
         }
     });
     tokio::spawn(async move {
