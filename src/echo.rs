@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::state::{Shared, SlotGuard};
 use crate::ws::{close_code, encode_frame, Ending, Limits, Message, OpCode, WebSocket};
 
-pub async fn run<S>(io: S, already_read: &[u8], slot: SlotGuard, shared: Arc<Shared>)
+pub async fn run<S>(io: S, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -18,10 +18,11 @@ where
         max_message: config.echo_max_message_size,
         max_frame: config.max_frame_size,
     };
-    let mut ws = WebSocket::new(io, already_read, limits, config.trace_frames);
+    let mut ws = WebSocket::new(io, &already_read, limits, config.trace_frames);
+    drop(already_read);
     tracing::debug!(conn = slot.id, "echo connection open");
     let ending = serve(&mut ws, &shared).await;
-    if let Some(code) = ws.finish(ending.clone(), config.close_timeout).await {
+    if let Some(code) = Box::pin(ws.finish(ending.clone(), config.close_timeout)).await {
         shared
             .metrics
             .close_codes_sent

@@ -229,13 +229,17 @@ fn upgrade(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
         };
         // Getting the TcpStream back drops hyper's buffers and its boxed I/O: an idle
         // connection then costs only the stream and the session's own small state.
+        // `read_buf` is a view into hyper's whole read buffer: copy what it holds and drop it
+        // before the session starts, or every idle connection keeps that buffer alive.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
+                let already_read = parts.read_buf.to_vec();
+                drop(parts.read_buf);
                 let stream = parts.io.into_inner();
-                start_session(stream, &parts.read_buf, params, slot, shared2).await
+                start_session(stream, already_read, params, slot, shared2).await
             }
             Err(upgraded) => {
-                start_session(TokioIo::new(upgraded), &[], params, slot, shared2).await
+                start_session(TokioIo::new(upgraded), Vec::new(), params, slot, shared2).await
             }
         }
     });
@@ -251,7 +255,7 @@ fn upgrade(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
 
 async fn start_session<S>(
     io: S,
-    already_read: &[u8],
+    already_read: Vec<u8>,
     params: Option<Params>,
     slot: SlotGuard,
     shared: Arc<Shared>,

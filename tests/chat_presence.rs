@@ -5,7 +5,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::SinkExt;
 
 #[tokio::test]
 async fn leave_is_announced_when_a_client_closes() {

@@ -27,7 +27,7 @@ pub struct Params {
 /// Serves one upgraded chat connection until it closes.
 pub async fn run<S>(
     io: S,
-    already_read: &[u8],
+    already_read: Vec<u8>,
     params: Params,
     slot: SlotGuard,
     shared: Arc<Shared>,
@@ -39,7 +39,8 @@ pub async fn run<S>(
         max_message: config.max_message_size,
         max_frame: config.max_frame_size,
     };
-    let mut ws = WebSocket::new(io, already_read, limits, config.trace_frames);
+    let mut ws = WebSocket::new(io, &already_read, limits, config.trace_frames);
+    drop(already_read);
     let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
@@ -64,7 +65,9 @@ pub async fn run<S>(
     drop(events);
     drop(membership);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
-    let sent = ws.finish(ending.clone(), config.close_timeout).await;
+    // Boxed: the close handshake's state is needed once, at the end, and would otherwise make
+    // every idle connection's task bigger by its size.
+    let sent = Box::pin(ws.finish(ending.clone(), config.close_timeout)).await;
     if let Some(code) = sent {
         shared
             .metrics
