@@ -21,6 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -227,21 +228,29 @@ fn upgrade(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
                 return;
             }
         };
-        // Getting the TcpStream back drops hyper's buffers and its boxed I/O: an idle
-        // connection then costs only the stream and the session's own small state.
-        // `read_buf` is a view into hyper's whole read buffer: copy what it holds and drop it
-        // before the session starts, or every idle connection keeps that buffer alive.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                let already_read = parts.read_buf.to_vec();
-                drop(parts.read_buf);
-                let stream = parts.io.into_inner();
-                start_session(stream, already_read, params, slot, shared2).await
+        // The session gets a task of its own, sized for exactly its future: awaited here, it
+        // would also carry this task's own state (the arguments, the upgrade's result) for the
+        // life of the connection, and this task is most of what an idle connection costs.
+        let tasks = shared2.tasks.clone();
+        match (into_tcp(upgraded), params) {
+            (Ok((stream, already_read)), Some(params)) => tasks.spawn(chat::session::run(
+                stream,
+                already_read,
+                params,
+                slot,
+                shared2,
+            )),
+            (Ok((stream, already_read)), None) => {
+                tasks.spawn(echo::run(stream, already_read, slot, shared2))
             }
-            Err(upgraded) => {
-                start_session(TokioIo::new(upgraded), Vec::new(), params, slot, shared2).await
+            (Err(upgraded), Some(params)) => {
+                let io = TokioIo::new(upgraded);
+                tasks.spawn(chat::session::run(io, Vec::new(), params, slot, shared2))
             }
-        }
+            (Err(upgraded), None) => {
+                tasks.spawn(echo::run(TokioIo::new(upgraded), Vec::new(), slot, shared2))
+            }
+        };
     });
 
     Response::builder()
@@ -253,19 +262,13 @@ fn upgrade(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
         .expect("a valid response")
 }
 
-async fn start_session<S>(
-    io: S,
-    already_read: Vec<u8>,
-    params: Option<Params>,
-    slot: SlotGuard,
-    shared: Arc<Shared>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin,
-{
-    match params {
-        Some(params) => chat::session::run(io, already_read, params, slot, shared).await,
-        None => echo::run(io, already_read, slot, shared).await,
-    }
+/// Takes the `TcpStream` back from hyper, with the bytes hyper read past the request (a
+/// pipelined first frame). Getting the stream back drops hyper's buffers and its boxed I/O.
+/// `read_buf` is a view into hyper's whole read buffer, so what it holds is copied out and the
+/// view dropped here: kept, it would pin that buffer for the life of the connection.
+fn into_tcp(upgraded: Upgraded) -> Result<(TcpStream, Vec<u8>), Upgraded> {
+    let parts = upgraded.downcast::<TokioIo<TcpStream>>()?;
+    Ok((parts.io.into_inner(), parts.read_buf.to_vec()))
 }
 
 /// Every check an upgrade must pass, in order: the RFC's rules, the origin, the chat's query

@@ -5,6 +5,7 @@
 //! per connection, and no channel between them. It works because every branch of the `select!`
 //! is cancel-safe (see [`crate::ws::reader`] and [`crate::ws::writer`]).
 
+use std::future::Future;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -25,13 +26,20 @@ pub struct Params {
 }
 
 /// Serves one upgraded chat connection until it closes.
-pub async fn run<S>(
+///
+/// A plain function returning the session's future, rather than an `async fn`: the set-up
+/// (wrapping the socket, joining the room, queueing the welcome) runs now, and the future keeps
+/// only what the connection needs while it lives. An `async fn` would keep its arguments *and*
+/// the locals made from them for the whole connection, which idle connections pay for.
+/// Must be called inside a tokio runtime (joining may create a room, which starts a task).
+pub fn run<S>(
     io: S,
     already_read: Vec<u8>,
     params: Params,
     slot: SlotGuard,
     shared: Arc<Shared>,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let config = &shared.config;
@@ -40,49 +48,54 @@ pub async fn run<S>(
         max_frame: config.max_frame_size,
     };
     let mut ws = WebSocket::new(io, &already_read, limits, config.trace_frames);
-    drop(already_read);
     let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
-
     ws.writer.push(entry.welcome);
-    let mut session = Session {
-        shared: &shared,
-        conn_id: slot.id,
-        params: &params,
-        room: Arc::clone(membership.room()),
-        bucket: TokenBucket::new(config.rate_limit, config.rate_burst),
-        strikes: 0,
-        last_heard: Instant::now(),
-        ping_sent: false,
-        last_write_progress: Instant::now(),
-    };
     let mut events = entry.events;
-    let ending = session.serve(&mut ws, &mut events).await;
 
-    // Leave the room before the close handshake, which may take seconds: the others should
-    // see `leave` now, and the channel should not keep events for a receiver that is gone.
-    drop(events);
-    drop(membership);
-    shared.metrics.rooms.set(shared.hub.room_count() as i64);
-    // Boxed: the close handshake's state is needed once, at the end, and would otherwise make
-    // every idle connection's task bigger by its size.
-    let sent = Box::pin(ws.finish(ending.clone(), config.close_timeout)).await;
-    if let Some(code) = sent {
-        shared
-            .metrics
-            .close_codes_sent
-            .with_label_values(&[&code.to_string()])
-            .inc();
+    async move {
+        // Moved in whole: the block only reads `slot.id`, and a closure that captured just that
+        // field would drop the guard, and free the connection slot, right now.
+        let slot = slot;
+        let config = &shared.config;
+        let mut session = Session {
+            shared: &shared,
+            conn_id: slot.id,
+            params: &params,
+            room: membership.room(),
+            bucket: TokenBucket::new(config.rate_limit, config.rate_burst),
+            strikes: 0,
+            last_heard: Instant::now(),
+            ping_sent: false,
+            last_write_progress: Instant::now(),
+        };
+        let ending = session.serve(&mut ws, &mut events).await;
+
+        // Leave the room before the close handshake, which may take seconds: the others should
+        // see `leave` now, and the channel should not keep events for a receiver that is gone.
+        drop(events);
+        drop(membership);
+        shared.metrics.rooms.set(shared.hub.room_count() as i64);
+        // Boxed: the close handshake's state is needed once, at the end, and would otherwise
+        // make every idle connection's task bigger by its size.
+        let sent = Box::pin(ws.finish(ending.clone(), config.close_timeout)).await;
+        if let Some(code) = sent {
+            shared
+                .metrics
+                .close_codes_sent
+                .with_label_values(&[&code.to_string()])
+                .inc();
+        }
+        tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, ?ending, "chat connection closed");
     }
-    tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, ?ending, "chat connection closed");
 }
 
 struct Session<'a> {
     shared: &'a Shared,
     conn_id: u64,
     params: &'a Params,
-    room: Arc<Room>,
+    room: &'a Arc<Room>,
     bucket: TokenBucket,
     /// Messages dropped for the rate limit since the last one that passed.
     strikes: u32,
@@ -192,7 +205,7 @@ impl Session<'_> {
             return None;
         }
         self.strikes = 0;
-        let room = &self.room;
+        let room = self.room;
         match parse_request(text, shared.config.max_text_len) {
             Ok(ClientRequest::Message(text)) => {
                 room.post(&self.params.nick, &text);

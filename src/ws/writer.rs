@@ -120,6 +120,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             self.queue.pop_front();
             self.stats.frames += 1;
         }
+        // An idle connection keeps no queue storage (one allocation per busy batch is far
+        // cheaper than the write it follows).
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
     }
 }
 
