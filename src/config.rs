@@ -49,7 +49,8 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Messages (chat or typing) a connection may send per second, sustained. 0 = no limit.
-    /// Over it the client gets an `error` event `rate_limited` and the message is dropped.
+    /// Over it the message is dropped; the first drop of a run is answered with an `error` event
+    /// `rate_limited` (one notice per run, not per message, so a flooder is not fed a reply each).
     #[arg(long, default_value_t = 200.0)]
     pub rate_limit: f64,
 
@@ -97,7 +98,9 @@ pub struct Config {
     #[arg(long, default_value_t = 100)]
     pub welcome_users: usize,
 
-    /// Time a client may take to send complete HTTP request headers (slowloris defence).
+    /// Time a client may take to send complete HTTP request headers (slowloris defence). This is
+    /// also the handshake timeout: an upgrade request is complete when its headers are, and the
+    /// `101` follows at once.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub header_timeout: Duration,
 

@@ -313,7 +313,7 @@ fn chat_params(query: &str, shared: &Shared) -> Result<Params, HandshakeError> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !room_ok {
         return Err(HandshakeError::BadParameter(
-            "room must be 1-64 letters, digits, '-', '_' or '.'",
+            "room must be letters, digits, '-', '_' or '.', at most --max-room-len characters (default 64)",
         ));
     }
     let nick = match nick {
@@ -324,7 +324,7 @@ fn chat_params(query: &str, shared: &Shared) -> Result<Params, HandshakeError> {
         && nick.chars().all(|c| !c.is_control() && !is_invisible(c));
     if !nick_ok {
         return Err(HandshakeError::BadParameter(
-            "name must be at most 32 printable characters",
+            "name must be printable, at most --max-name-len characters (default 32)",
         ));
     }
     Ok(Params { room, nick, since })
