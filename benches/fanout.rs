@@ -17,6 +17,8 @@
 //! receiver is drained of its join events first. Each iteration posts one message and drains
 //! every subscriber, so the channel never fills.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -130,13 +132,7 @@ fn fanout(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Modest defaults so a full `cargo bench` stays within minutes on a small machine: short
-    // runs, no SVG plots (drawing them took longer than measuring). The command line
-    // (`--measurement-time`, `--warm-up-time`, `--sample-size`) still overrides the times.
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots();
+    config = common::criterion();
     targets = fanout
 }
 criterion_main!(benches);

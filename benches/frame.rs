@@ -14,6 +14,8 @@
 //! Readers, sockets and wire bytes are built before timing starts and live across iterations,
 //! as they would on a connection.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::{self, Cursor, Read, Write};
 use std::pin::Pin;
@@ -263,13 +265,7 @@ fn frame_decode(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Modest defaults so a full `cargo bench` stays within minutes on a small machine: short
-    // runs, no SVG plots (drawing them took longer than measuring). The command line
-    // (`--measurement-time`, `--warm-up-time`, `--sample-size`) still overrides the times.
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots();
+    config = common::criterion();
     targets = header_parse, header_encode, frame_encode, frame_decode
 }
 criterion_main!(benches);

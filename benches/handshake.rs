@@ -9,8 +9,9 @@
 //! The request is a Firefox-shaped upgrade (the `Connection` header is a token list), built
 //! once before timing starts.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::Request;
@@ -76,13 +77,7 @@ fn handshake(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Modest defaults so a full `cargo bench` stays within minutes on a small machine: short
-    // runs, no SVG plots (drawing them took longer than measuring). The command line
-    // (`--measurement-time`, `--warm-up-time`, `--sample-size`) still overrides the times.
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots();
+    config = common::criterion();
     targets = handshake
 }
 criterion_main!(benches);

@@ -10,8 +10,9 @@
 //! Each bench works on one buffer allocated before timing starts. XORing the same buffer over and
 //! over is fine: masking costs the same whatever the bytes are.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wschat::ws::mask::{apply_mask, apply_mask_naive};
@@ -69,13 +70,7 @@ fn mask(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Modest defaults so a full `cargo bench` stays within minutes on a small machine: short
-    // runs, no SVG plots (drawing them took longer than measuring). The command line
-    // (`--measurement-time`, `--warm-up-time`, `--sample-size`) still overrides the times.
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots();
+    config = common::criterion();
     targets = mask
 }
 criterion_main!(benches);

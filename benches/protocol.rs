@@ -9,6 +9,8 @@
 //!   it. `wschat_to_frame` adds the frame header and the copy into one shared buffer, the whole
 //!   per-post encoding cost the `fanout` bench pays once per message.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -114,13 +116,7 @@ fn serialize(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Modest defaults so a full `cargo bench` stays within minutes on a small machine: short
-    // runs, no SVG plots (drawing them took longer than measuring). The command line
-    // (`--measurement-time`, `--warm-up-time`, `--sample-size`) still overrides the times.
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots();
+    config = common::criterion();
     targets = parse, serialize
 }
 criterion_main!(benches);
