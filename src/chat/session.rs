@@ -6,6 +6,7 @@
 //! is cancel-safe (see [`crate::ws::reader`] and [`crate::ws::writer`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -51,29 +52,60 @@ where
     let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
+    // From here on the room and nickname live in `membership`; `params` is not kept.
+    drop(params);
     ws.writer.push(entry.welcome);
     let mut events = entry.events;
 
     async move {
-        // Moved in whole: the block only reads `slot.id`, and a closure that captured just that
-        // field would drop the guard, and free the connection slot, right now.
-        let slot = slot;
         let config = &shared.config;
         let mut session = Session {
             shared: &shared,
             conn_id: slot.id,
-            params: &params,
+            nick: membership.nick(),
             room: membership.room(),
-            bucket: TokenBucket::new(config.rate_limit, config.rate_burst),
+            bucket: TokenBucket::new(config.rate_burst),
             strikes: 0,
             last_heard: Instant::now(),
             ping_sent: false,
             last_write_progress: Instant::now(),
         };
-        let ending = session.serve(&mut ws, &mut events).await;
+        // The loop lives here rather than in a method: an `async fn` would keep its own copy
+        // of its arguments, and this future is most of an idle connection's memory.
+        let mut timer: Pin<Box<Sleep>> =
+            Box::pin(tokio::time::sleep_until(session.next_deadline(&ws)));
+        let ending = loop {
+            let queue_was_empty = ws.writer.is_empty();
+            let step = tokio::select! {
+                biased;
+                _ = shared.shutdown.cancelled() => {
+                    Some(Ending::Close(close_code::GOING_AWAY, "server shutting down".into()))
+                }
+                read = ws.reader.read_message() => session.on_read(read, &mut ws),
+                // Backpressure: a client whose queue is full takes no more events; the channel
+                // holds them, and if it falls a whole channel behind it gets a `lagged` notice.
+                event = events.recv(), if ws.writer.queued_bytes() < config.write_buffer => {
+                    session.on_event(event, &mut events, &mut ws)
+                }
+                written = ws.writer.flush(), if !ws.writer.is_empty() => {
+                    written.err().map(|_| Ending::Gone("write failed"))
+                }
+                _ = &mut timer => {
+                    let ending = session.on_timer(&mut ws);
+                    timer.as_mut().reset(session.next_deadline(&ws));
+                    ending
+                }
+            };
+            if let Some(ending) = step {
+                break ending;
+            }
+            session.account(&mut ws, queue_was_empty, &mut timer);
+        };
+        drop(timer);
 
         // Leave the room before the close handshake, which may take seconds: the others should
         // see `leave` now, and the channel should not keep events for a receiver that is gone.
+        tracing::info!(conn = slot.id, room = %membership.room().name(), nick = %membership.nick(), ?ending, "chat connection closed");
         drop(events);
         drop(membership);
         shared.metrics.rooms.set(shared.hub.room_count() as i64);
@@ -87,14 +119,17 @@ where
                 .with_label_values(&[&code.to_string()])
                 .inc();
         }
-        tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, ?ending, "chat connection closed");
+        tracing::debug!(conn = slot.id, close_code = ?sent, "close handshake done");
+        // Moved in whole by this `drop`: were only `slot.id` used, the block would capture just
+        // that field, and the guard, with its connection slot, would be freed at once.
+        drop(slot);
     }
 }
 
 struct Session<'a> {
     shared: &'a Shared,
     conn_id: u64,
-    params: &'a Params,
+    nick: &'a str,
     room: &'a Arc<Room>,
     bucket: TokenBucket,
     /// Messages dropped for the rate limit since the last one that passed.
@@ -108,47 +143,6 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn serve<S>(
-        &mut self,
-        ws: &mut WebSocket<S>,
-        events: &mut broadcast::Receiver<Delivery>,
-    ) -> Ending
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let shared = self.shared;
-        let write_buffer = shared.config.write_buffer;
-        let mut timer: std::pin::Pin<Box<Sleep>> =
-            Box::pin(tokio::time::sleep_until(self.next_deadline(ws)));
-        loop {
-            let queue_was_empty = ws.writer.is_empty();
-            let step = tokio::select! {
-                biased;
-                _ = shared.shutdown.cancelled() => {
-                    Some(Ending::Close(close_code::GOING_AWAY, "server shutting down".into()))
-                }
-                read = ws.reader.read_message() => self.on_read(read, ws),
-                // Backpressure: a client whose queue is full takes no more events; the channel
-                // holds them, and if it falls a whole channel behind it gets a `lagged` notice.
-                event = events.recv(), if ws.writer.queued_bytes() < write_buffer => {
-                    self.on_event(event, events, ws)
-                }
-                written = ws.writer.flush(), if !ws.writer.is_empty() => {
-                    written.err().map(|_| Ending::Gone("write failed"))
-                }
-                _ = &mut timer => {
-                    let ending = self.on_timer(ws);
-                    timer.as_mut().reset(self.next_deadline(ws));
-                    ending
-                }
-            };
-            if let Some(ending) = step {
-                return ending;
-            }
-            self.account(ws, queue_was_empty, &mut timer);
-        }
-    }
-
     fn on_read<S>(
         &mut self,
         read: Result<Message, crate::ws::Error>,
@@ -185,7 +179,8 @@ impl Session<'_> {
         let shared = self.shared;
         shared.metrics.messages_received.inc();
         shared.metrics.bytes_in.inc_by(text.len() as u64);
-        if !self.bucket.take(Instant::now()) {
+        let (rate, burst) = (shared.config.rate_limit, shared.config.rate_burst);
+        if !self.bucket.take(Instant::now(), rate, burst) {
             self.strikes += 1;
             if self.strikes >= shared.config.rate_strikes {
                 shared
@@ -208,9 +203,9 @@ impl Session<'_> {
         let room = self.room;
         match parse_request(text, shared.config.max_text_len) {
             Ok(ClientRequest::Message(text)) => {
-                room.post(&self.params.nick, &text);
+                room.post(self.nick, &text);
             }
-            Ok(ClientRequest::Typing) => room.typing(&self.params.nick, self.conn_id),
+            Ok(ClientRequest::Typing) => room.typing(self.nick, self.conn_id),
             Err(error) => ws.writer.push(ServerEvent::error(error).to_frame()),
         }
         None
@@ -303,7 +298,7 @@ impl Session<'_> {
         &mut self,
         ws: &mut WebSocket<S>,
         queue_was_empty: bool,
-        timer: &mut std::pin::Pin<Box<Sleep>>,
+        timer: &mut Pin<Box<Sleep>>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -324,32 +319,28 @@ impl Session<'_> {
     }
 }
 
-/// The per-connection rate limit: `rate` tokens a second, up to `burst` saved.
+/// The per-connection rate limit: `rate` tokens a second, up to `burst` saved. The rate and
+/// burst come from the config at each call rather than being copied into every connection.
 struct TokenBucket {
-    rate: f64,
-    burst: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl TokenBucket {
-    fn new(rate: f64, burst: f64) -> Self {
-        let burst = burst.max(1.0);
+    fn new(burst: f64) -> Self {
         TokenBucket {
-            rate,
-            burst,
-            tokens: burst,
+            tokens: burst.max(1.0),
             last: Instant::now(),
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
-        if self.rate <= 0.0 {
+    fn take(&mut self, now: Instant, rate: f64, burst: f64) -> bool {
+        if rate <= 0.0 {
             return true; // no limit
         }
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens = (self.tokens + elapsed * rate).min(burst.max(1.0));
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -368,19 +359,19 @@ mod tests {
     #[test]
     fn token_bucket_allows_bursts_then_the_rate() {
         let start = Instant::now();
-        let mut bucket = TokenBucket::new(10.0, 5.0);
+        let mut bucket = TokenBucket::new(5.0);
         bucket.last = start;
-        let passed = (0..20).filter(|_| bucket.take(start)).count();
+        let passed = (0..20).filter(|_| bucket.take(start, 10.0, 5.0)).count();
         assert_eq!(passed, 5, "the burst");
         assert!(
-            !bucket.take(start + Duration::from_millis(50)),
+            !bucket.take(start + Duration::from_millis(50), 10.0, 5.0),
             "half a token"
         );
         assert!(
-            bucket.take(start + Duration::from_millis(100)),
+            bucket.take(start + Duration::from_millis(100), 10.0, 5.0),
             "one token after 1/rate"
         );
-        let mut unlimited = TokenBucket::new(0.0, 1.0);
-        assert!((0..1000).all(|_| unlimited.take(start)));
+        let mut unlimited = TokenBucket::new(1.0);
+        assert!((0..1000).all(|_| unlimited.take(start, 0.0, 1.0)));
     }
 }
