@@ -26,7 +26,7 @@ async fn hundreds_of_clients_in_several_rooms_get_every_message_exactly_once() {
     let json = std::env::temp_dir().join(format!("loadtest-wschat-{}.json", std::process::id()));
     let pid = std::process::id().to_string();
     let out = swarm(args(&format!(
-        "--url {url} --clients 300 --rooms 5 --senders 10 --rate 200 --duration 2s --settle 300ms --drain 3s --server-pid {pid} --json {} --quiet",
+        "--url {url} --clients 300 --rooms 5 --senders 10 --rate 200 --duration 2s --settle 300ms --drain 3s --close-timeout 10s --server-pid {pid} --json {} --quiet",
         json.display()
     )))
     .await;
