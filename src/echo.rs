@@ -7,18 +7,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use crate::state::{Shared, SlotGuard};
-use crate::ws::{close_code, encode_frame, Ending, Limits, Message, OpCode, WebSocket};
+use crate::ws::{close_code, encode_frame, Ending, Message, OpCode, WebSocket};
 
 pub async fn run<S>(io: S, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let config = &shared.config;
-    let limits = Limits {
-        max_message: config.echo_max_message_size,
-        max_frame: config.max_frame_size,
-    };
-    let mut ws = WebSocket::new(io, &already_read, limits, config.trace_frames);
+    let mut ws = shared.websocket(io, &already_read, config.echo_max_message_size);
     drop(already_read);
     tracing::debug!(conn = slot.id, "echo connection open");
     let ending = serve(&mut ws, &shared).await;

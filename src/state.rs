@@ -3,11 +3,13 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::chat::{Hub, RoomConfig};
 use crate::metrics::Metrics;
+use crate::ws::{Limits, WebSocket};
 use crate::Config;
 
 pub struct Shared {
@@ -62,6 +64,21 @@ impl Shared {
                 id: self.next_conn_id.fetch_add(1, Ordering::Relaxed),
             }
         })
+    }
+
+    /// Wraps an upgraded socket with this server's frame limits and tracing. `max_message`
+    /// differs per endpoint (chat 64 KiB, echo 16 MiB); the rest is shared.
+    pub fn websocket<S: AsyncRead + AsyncWrite>(
+        &self,
+        io: S,
+        already_read: &[u8],
+        max_message: usize,
+    ) -> WebSocket<S> {
+        let limits = Limits {
+            max_message,
+            max_frame: self.config.max_frame_size,
+        };
+        WebSocket::new(io, already_read, limits, self.config.trace_frames)
     }
 
     /// A fresh `guest-<n>` nickname.

@@ -15,7 +15,7 @@ use tokio::time::{Instant, Sleep};
 use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
 use super::room::{Delivery, Room};
 use crate::state::{Shared, SlotGuard};
-use crate::ws::{close_code, encode_frame, Ending, Limits, Message, OpCode, WebSocket};
+use crate::ws::{close_code, encode_frame, Ending, Message, OpCode, WebSocket};
 
 /// Who is connecting where, from the upgrade request's query string (already validated).
 #[derive(Debug, Clone)]
@@ -43,12 +43,7 @@ pub fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    let config = &shared.config;
-    let limits = Limits {
-        max_message: config.max_message_size,
-        max_frame: config.max_frame_size,
-    };
-    let mut ws = WebSocket::new(io, &already_read, limits, config.trace_frames);
+    let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size);
     let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
