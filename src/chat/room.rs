@@ -243,11 +243,6 @@ impl Room {
         self.send(frame, 0);
     }
 
-    /// The latest message id (0 before the first).
-    pub fn last_id(&self) -> u64 {
-        self.lock().last_id
-    }
-
     /// Users online (distinct nicknames).
     pub fn user_count(&self) -> usize {
         self.lock().users.len()
