@@ -11,7 +11,7 @@
 #
 # Environment:
 #   WSCHAT_BIN        server binary to test; when set, nothing is built. It is started as
-#                     `$WSCHAT_BIN --addr 127.0.0.1:PORT` and must serve RFC 6455 on /echo.
+#                     `$WSCHAT_BIN --addr 127.0.0.1:PORT --echo` and must serve RFC 6455 on /echo.
 #   CARGO_TARGET_DIR  honoured for the default binary, ${CARGO_TARGET_DIR:-target}/release/wschat
 #   AUTOBAHN_PYTHON2  a CPython 2.7 interpreter, if not the pyenv one
 #   AUTOBAHN_TIMEOUT  seconds before wstest is stopped (default 900)
@@ -123,7 +123,7 @@ fi
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$work"
 server_log=$work/server.log
-"$bin" --addr "127.0.0.1:$port" >"$server_log" 2>&1 &
+"$bin" --addr "127.0.0.1:$port" --echo >"$server_log" 2>&1 &
 server_pid=$!
 
 stop_server() {

@@ -28,8 +28,14 @@ pub struct Config {
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_message_size: usize,
 
+    /// Serve `/echo` (every message sent back; what the Autobahn|Testsuite talks to). Off by
+    /// default: a public chat server has no reason to accept 16 MiB messages from anyone.
+    #[arg(long)]
+    pub echo: bool,
+
     /// Largest message on `/echo`, in bytes. Default 16 MiB so the Autobahn suite's large-message
-    /// cases run; `/echo` is a conformance tool, not a chat room.
+    /// cases run; `/echo` is a conformance tool, not a chat room. An echo connection holds at most
+    /// this plus `--write-buffer`.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub echo_max_message_size: usize,
 
@@ -45,12 +51,33 @@ pub struct Config {
 
     /// Most WebSocket connections open at once; beyond it an upgrade gets `503`. 0 = derived from
     /// the process's open-file limit (raised to its hard limit at start) less 128 for headroom.
+    /// Whatever it is, WebSocket and HTTP connections together never exceed that file budget:
+    /// past it a new connection is answered `503` and closed at once.
     #[arg(long, env = "WSCHAT_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
 
-    /// Messages (chat or typing) a connection may send per second, sustained. 0 = no limit.
-    /// Over it the message is dropped; the first drop of a run is answered with an `error` event
-    /// `rate_limited` (one notice per run, not per message, so a flooder is not fed a reply each).
+    /// Most connections not yet upgraded (plain HTTP, or a handshake in progress) open at once.
+    /// Beyond it a new connection is answered `503` and closed before any request is read. They
+    /// count toward the file budget too, so slow handshakes cannot starve upgraded clients.
+    #[arg(long, default_value_t = 1024)]
+    pub max_http_connections: usize,
+
+    /// Most connections (WebSocket and HTTP together) from one client IP address; beyond it a new
+    /// connection is answered `503` and closed. 0 = no limit. 1,000 leaves room for a NAT or an
+    /// office behind one address; a reverse proxy in front of wschat needs 0 (every client then
+    /// shares the proxy's address). The swarm spreads over loopback addresses to stay under it.
+    #[arg(long, default_value_t = 1000)]
+    pub max_connections_per_ip: usize,
+
+    /// Most connections from one IP address that have not upgraded yet (slowloris defence: a
+    /// client trickling headers holds one of these for up to `--header-timeout`). 0 = no limit.
+    #[arg(long, default_value_t = 64)]
+    pub max_handshakes_per_ip: usize,
+
+    /// Frames a chat connection may send per second, sustained: messages, typing, and control
+    /// frames too (a ping costs a pong). 0 = no limit. Over it the frame is dropped; the first
+    /// dropped message of a run is answered with an `error` event `rate_limited` (one notice per
+    /// run, not per message, so a flooder is not fed a reply each). `/echo` has no rate limit.
     #[arg(long, default_value_t = 200.0)]
     pub rate_limit: f64,
 
@@ -58,7 +85,7 @@ pub struct Config {
     #[arg(long, default_value_t = 400.0)]
     pub rate_burst: f64,
 
-    /// Messages dropped for `rate_limited` in a row after which the client is closed with 1008.
+    /// Frames dropped by the rate limit in a row after which the client is closed with 1008.
     #[arg(long, default_value_t = 100)]
     pub rate_strikes: u32,
 
@@ -80,19 +107,26 @@ pub struct Config {
     #[arg(long, default_value_t = 4096)]
     pub channel_capacity: usize,
 
-    /// Bytes of frames a connection may have queued but not yet written before it stops taking
-    /// events from the room (and so starts to lag instead of growing memory).
+    /// Bytes of frames a connection may have queued but not yet written. At or over it the
+    /// connection takes no more events from the room (it lags instead of growing memory) and
+    /// reads no more frames from the client (so pings it never reads the pongs of cost nothing):
+    /// a connection holds at most this plus one message.
     #[arg(long, default_value_t = 256 * 1024)]
     pub write_buffer: usize,
 
     /// Rooms with more users than this get presence as one coalesced `presence` event per
-    /// `--presence-interval-ms` instead of a `join`/`leave` per user, and a bounded welcome.
+    /// `--presence-interval` instead of a `join`/`leave` per user, and a bounded welcome.
     #[arg(long, default_value_t = 100)]
     pub presence_threshold: usize,
 
     /// Interval between coalesced `presence` events in large rooms.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1000ms")]
     pub presence_interval: Duration,
+
+    /// Least time between two `typing` events relayed for one connection; more are dropped
+    /// without a reply (each reaches the whole room, and the page sends one per 2 s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub typing_interval: Duration,
 
     /// Most names in a welcome's `users` list; the welcome's `count` gives the total.
     #[arg(long, default_value_t = 100)]
@@ -127,9 +161,29 @@ pub struct Config {
     pub shutdown_grace: Duration,
 
     /// An Origin allowed besides the page's own (repeatable), e.g. `http://localhost:3000`.
-    /// Browsers send Origin; a request whose Origin is neither its own Host nor listed gets `403`.
+    /// Browsers send Origin; a request whose Origin is neither `http(s)://` its own Host nor
+    /// listed gets `403`.
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
+
+    /// A host name (with `:port` if not 80) this server answers for (repeatable), e.g.
+    /// `chat.example.com` or `127.0.0.1:8080`. When given, a request whose `Host` is not listed
+    /// gets `421` (a DNS-rebinding defence: a hostile page's name resolved to this server).
+    /// Default: any host.
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Serve `/metrics` on this separate address instead of the main one (where it then answers
+    /// `404`). Default: on the main listener, readable by anyone who can reach it (it shows
+    /// connection and file-descriptor counts); bind this to a private address in production.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Interval of the `info` summary line (connections, rooms, refusals by reason since the last
+    /// one). Connection opens and closes log at `debug`, so a client cannot make the log grow
+    /// faster than this line and the server's own events. 0 = no summary.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub log_summary_interval: Duration,
 }
 
 impl Default for Config {

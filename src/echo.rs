@@ -1,74 +1,61 @@
 //! `/echo`: every data message straight back. The endpoint the Autobahn|Testsuite talks to, so
-//! the protocol code can be judged without the chat on top of it.
+//! the protocol code can be judged without the chat on top of it. Off unless `--echo` is given:
+//! it accepts 16 MiB messages, which a public chat server has no reason to.
+//!
+//! All it decides is what to send back; pings, timeouts, budgets and the close handshake are the
+//! connection layer's ([`crate::ws::conn`]), exactly as for the chat.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Instant;
 
 use crate::state::{Shared, SlotGuard};
-use crate::ws::{close_code, encode_frame, Ending, Message, OpCode, WebSocket};
+use crate::ws::conn::{self, Data, Dropped, Session};
+use crate::ws::{encode_frame, Ending, OpCode, Outbox, WriteStats};
 
 pub async fn run<S>(io: S, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    let config = &shared.config;
-    let mut ws = shared.websocket(io, &already_read, config.echo_max_message_size);
+    let mut ws = shared.websocket(io, &already_read, shared.config.echo_max_message_size);
     drop(already_read);
     tracing::debug!(conn = slot.id, "echo connection open");
-    let ending = serve(&mut ws, &shared).await;
-    if let Some(code) = Box::pin(ws.finish(ending.clone(), config.close_timeout)).await {
-        shared
-            .metrics
-            .close_codes_sent
-            .with_label_values(&[&code.to_string()])
-            .inc();
-    }
+    let mut echo = Echo { shared: &shared };
+    let ending = conn::serve(&mut ws, &mut echo, &shared.echo_limits, &shared.shutdown).await;
     tracing::debug!(conn = slot.id, ?ending, "echo connection closed");
+    Box::pin(shared.finish_websocket(&mut ws, ending, &shared.echo_limits)).await;
 }
 
-async fn serve<S>(ws: &mut WebSocket<S>, shared: &Shared) -> Ending
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let config = &shared.config;
-    let mut idle_deadline = Instant::now() + config.idle_timeout;
-    loop {
-        tokio::select! {
-            biased;
-            _ = shared.shutdown.cancelled() => {
-                return Ending::Close(close_code::GOING_AWAY, "server shutting down".into());
-            }
-            // Read only while the echoes of earlier messages fit the write buffer: a peer that
-            // sends without reading cannot make us queue without bound.
-            read = ws.reader.read_message(), if ws.writer.queued_bytes() < config.write_buffer => {
-                idle_deadline = Instant::now() + config.idle_timeout;
-                match read {
-                    Ok(Message::Text(text)) => ws.writer.push(encode_frame(OpCode::Text, text.as_bytes())),
-                    Ok(Message::Binary(data)) => ws.writer.push(encode_frame(OpCode::Binary, &data)),
-                    Ok(Message::Ping(payload)) => ws.writer.push(encode_frame(OpCode::Pong, &payload)),
-                    Ok(Message::Pong(_)) => {}
-                    Ok(Message::Close(received)) => {
-                        // Send what was echoed before the close (section 5.5.1 allows the
-                        // endpoint to finish sending its current message first).
-                        let _ = ws.writer.flush().await;
-                        return Ending::PeerClosed(received);
-                    }
-                    Err(err) => {
-                        let _ = ws.writer.flush().await;
-                        return err.into();
-                    }
-                }
-            }
-            written = ws.writer.flush(), if !ws.writer.is_empty() => {
-                if written.is_err() {
-                    return Ending::Gone("write failed");
-                }
-            }
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                return Ending::Close(close_code::GOING_AWAY, "idle timeout".into());
-            }
-        }
+struct Echo<'a> {
+    shared: &'a Shared,
+}
+
+impl Session for Echo<'_> {
+    /// `/echo` hears from nobody but its peer.
+    type Event = std::convert::Infallible;
+
+    fn next_event(&mut self) -> impl Future<Output = Self::Event> + Send {
+        std::future::pending()
+    }
+
+    fn on_data(&mut self, data: Data, out: &mut Outbox) -> Option<Ending> {
+        out.push(match data {
+            Data::Text(text) => encode_frame(OpCode::Text, text.as_bytes()),
+            Data::Binary(data) => encode_frame(OpCode::Binary, &data),
+        });
+        None
+    }
+
+    fn on_event(&mut self, event: Self::Event, _: &mut Outbox) -> Option<Ending> {
+        match event {}
+    }
+
+    fn on_dropped(&mut self, why: Dropped) {
+        self.shared.metrics.count_drop(why);
+    }
+
+    fn on_written(&mut self, stats: WriteStats) {
+        self.shared.metrics.count_writes(stats);
     }
 }

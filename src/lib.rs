@@ -5,6 +5,7 @@
 //! protocol) and knows nothing of frame bytes beyond "encode this once"; [`server`] accepts TCP,
 //! speaks HTTP with hyper and hands upgraded connections to a chat or [`echo`] session.
 
+pub mod admission;
 pub mod assets;
 pub mod chat;
 pub mod config;

@@ -1,5 +1,7 @@
 //! `wschat`: parse flags, start logging, serve until SIGINT or SIGTERM.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wschat::{Config, Server};
@@ -15,6 +17,8 @@ async fn main() -> std::io::Result<()> {
         "info"
     };
     tracing_subscriber::fmt()
+        // Colour codes only for a person at a terminal, never in a file or a pipe.
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )

@@ -7,6 +7,8 @@
 
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+use crate::ws::{Dropped, WriteStats};
+
 pub struct Metrics {
     registry: Registry,
     pub connections_open: IntGauge,
@@ -20,6 +22,7 @@ pub struct Metrics {
     pub lagged_events: IntCounter,
     pub dropped_clients: IntCounterVec,
     pub handshake_failures: IntCounterVec,
+    pub refused_connections: IntCounterVec,
     pub close_codes_sent: IntCounterVec,
     pub http_requests: IntCounterVec,
 }
@@ -82,6 +85,11 @@ impl Metrics {
                 "Refused upgrades, by reason",
                 "reason",
             ),
+            refused_connections: labelled(
+                "wschat_refused_connections_total",
+                "Connections answered 503 and closed at accept, by reason",
+                "reason",
+            ),
             close_codes_sent: labelled(
                 "wschat_close_codes_sent_total",
                 "Close frames sent, by code",
@@ -102,6 +110,48 @@ impl Metrics {
         metrics
     }
 
+    /// A connection the connection layer ended on its own initiative.
+    pub fn count_drop(&self, why: Dropped) {
+        self.dropped_clients.with_label_values(&[why.label()]).inc();
+    }
+
+    /// Writes since the last call. Counted per batch, not per frame (see the module docs).
+    pub fn count_writes(&self, stats: WriteStats) {
+        self.write_calls.inc_by(stats.writes);
+        self.deliveries.inc_by(stats.frames);
+        self.bytes_out.inc_by(stats.bytes);
+    }
+
+    /// A close frame sent. Answering a peer's close echoes its code, and the peer picks it from
+    /// 3000-4999 as it likes: those share one label, so no client can add series at will.
+    pub fn count_close_sent(&self, code: u16) {
+        self.close_codes_sent
+            .with_label_values(&[close_code_label(code)])
+            .inc();
+    }
+
+    /// Refusals so far by reason, at accept and at the upgrade together (for the log summary).
+    pub fn refusal_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        use prometheus::core::Collector;
+        let mut counts = std::collections::BTreeMap::new();
+        for family in self
+            .refused_connections
+            .collect()
+            .into_iter()
+            .chain(self.handshake_failures.collect())
+        {
+            for metric in family.get_metric() {
+                let reason = metric
+                    .get_label()
+                    .first()
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default();
+                *counts.entry(reason).or_insert(0) += metric.get_counter().get_value() as u64;
+            }
+        }
+        counts
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -118,6 +168,26 @@ impl Default for Metrics {
     }
 }
 
+/// A close code as a metrics label: the codes RFC 6455 and the IANA registry define by number,
+/// every application code as `other`. A bounded set, whatever peers send.
+fn close_code_label(code: u16) -> &'static str {
+    match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1003 => "1003",
+        1007 => "1007",
+        1008 => "1008",
+        1009 => "1009",
+        1010 => "1010",
+        1011 => "1011",
+        1012 => "1012",
+        1013 => "1013",
+        1014 => "1014",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,9 +196,13 @@ mod tests {
     fn renders_prometheus_text() {
         let metrics = Metrics::new();
         metrics.deliveries.inc_by(3);
-        metrics.close_codes_sent.with_label_values(&["1009"]).inc();
+        metrics.count_close_sent(1009);
+        for code in 3000..3300 {
+            metrics.count_close_sent(code);
+        }
         let text = metrics.render();
         assert!(text.contains("wschat_deliveries_total 3"));
         assert!(text.contains("wschat_close_codes_sent_total{code=\"1009\"} 1"));
+        assert!(text.contains("wschat_close_codes_sent_total{code=\"other\"} 300"));
     }
 }

@@ -1,16 +1,18 @@
-//! Accepting connections, speaking HTTP with hyper, upgrading to WebSocket, shutting down.
+//! Accepting connections, speaking HTTP with hyper, routing, upgrading to WebSocket, shutting
+//! down. What each endpoint means lives elsewhere: the chat in [`crate::chat`], the page in
+//! [`crate::assets`], who may connect at all in [`crate::admission`].
 //!
 //! The upgrade is done by hand, in three steps a reader can follow in [`upgrade`]:
 //! 1. validate the request ([`crate::ws::handshake`]) and answer `101 Switching Protocols` with
 //!    `Sec-WebSocket-Accept`;
 //! 2. once hyper has written the `101`, `hyper::upgrade::on` yields the connection;
 //! 3. downcast it back to the `TcpStream` and hand the stream, plus any bytes hyper had already
-//!    read past the request (a pipelined first frame), to a chat or echo session.
+//!    read past the request (a pipelined first frame), to the endpoint's session.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +26,10 @@ use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
 
-use crate::chat::session::Params;
+use crate::admission::{self, HttpTicket};
+use crate::chat::Params;
 use crate::state::{Shared, SlotGuard};
 use crate::ws::handshake::{self, HandshakeError};
 use crate::{assets, chat, echo, Config};
@@ -35,39 +39,58 @@ use crate::{assets, chat, echo, Config};
 /// one-second SYN retry).
 const LISTEN_BACKLOG: u32 = 4096;
 
-/// File descriptors kept free for everything that is not a WebSocket (HTTP requests, logs,
-/// the listener itself) when the connection limit is derived from the open-file limit.
+/// File descriptors kept free for everything that is not a client connection (the listeners,
+/// logs, `/proc` reads) when the connection budget is derived from the open-file limit.
 const FD_HEADROOM: u64 = 128;
 
+/// After a failed `accept`, the first pause before trying again; it doubles on every failure
+/// in a row, up to [`ACCEPT_BACKOFF_MAX`], so a spell of `EMFILE` costs no CPU.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// At most one log line per this interval about failed accepts (with the count since the last).
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 type Body = Full<Bytes>;
+
+/// What an upgrade request asked for, decided once from its path and query.
+enum Endpoint {
+    Chat(Params),
+    Echo,
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// The page, the WebSocket endpoints, `/healthz`, and `/metrics` unless it has its own.
+    Main,
+    /// `--metrics-addr`: `/metrics` and `/healthz` only.
+    Metrics,
+}
 
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
 impl Server {
-    /// Binds `config.addr` (port 0 picks a free port) and raises the open-file limit as far as
-    /// the system allows.
+    /// Binds `config.addr` (port 0 picks a free port), and `--metrics-addr` if given, and raises
+    /// the open-file limit as far as the system allows.
     pub async fn bind(config: Config) -> io::Result<Server> {
-        let socket = match config.addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(config.addr)?;
-        let listener = socket.listen(LISTEN_BACKLOG)?;
+        let listener = listen(config.addr)?;
+        let metrics_listener = config.metrics_addr.map(listen).transpose()?;
+        let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+        let file_budget = files.saturating_sub(FD_HEADROOM).max(1) as usize;
         let max_connections = match config.max_connections {
-            0 => {
-                let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-                files.saturating_sub(FD_HEADROOM).max(1) as usize
-            }
+            0 => file_budget,
             n => n,
         };
         Ok(Server {
             listener,
-            shared: Shared::new(config, max_connections),
+            metrics_listener,
+            shared: Shared::new(config, max_connections, file_budget),
         })
     }
 
@@ -78,6 +101,13 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// The `--metrics-addr` listener's address, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The state every connection shares (for tests and benches that look inside).
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
@@ -86,32 +116,31 @@ impl Server {
     /// Serves until `shutdown` completes; then stops accepting, closes every WebSocket with
     /// 1001, waits for their close handshakes (up to `--shutdown-grace`) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
-        let Server { listener, shared } = self;
+        let Server {
+            listener,
+            metrics_listener,
+            shared,
+        } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
             max_connections = shared.max_connections,
             "listening"
         );
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    let shared2 = Arc::clone(&shared);
-                    shared.tasks.spawn(serve_http(stream, peer, shared2));
-                }
-                // Out of file descriptors (EMFILE/ENFILE) or a connection that died in the
-                // queue: keep the server up, and give descriptors a moment to come back.
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
+        if let Some(metrics_listener) = metrics_listener {
+            tracing::info!(addr = %metrics_listener.local_addr()?, "metrics listening");
+            tokio::spawn(accept_loop(
+                metrics_listener,
+                Listener::Metrics,
+                Arc::clone(&shared),
+            ));
         }
-        drop(listener);
+        if !shared.config.log_summary_interval.is_zero() {
+            tokio::spawn(log_summaries(Arc::clone(&shared)));
+        }
+        tokio::select! {
+            _ = shutdown => {}
+            _ = accept_loop(listener, Listener::Main, Arc::clone(&shared)) => {}
+        }
         tracing::info!("shutting down: closing connections");
         shared.shutdown.cancel();
         shared.tasks.close();
@@ -129,15 +158,133 @@ impl Server {
     }
 }
 
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Accepts until shutdown. Every connection is admitted or refused here, before hyper reads a
+/// byte of it; a failed `accept` (out of descriptors, a connection that died in the queue)
+/// backs off instead of spinning, and is logged at most once per [`ACCEPT_LOG_INTERVAL`].
+async fn accept_loop(listener: TcpListener, kind: Listener, shared: Arc<Shared>) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut failures_unlogged = 0u64;
+    let mut last_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
+            Err(err) => {
+                failures_unlogged += 1;
+                if last_log.is_none_or_elapsed(ACCEPT_LOG_INTERVAL) {
+                    tracing::warn!(%err, failures = failures_unlogged, "accept failed");
+                    failures_unlogged = 0;
+                    last_log = Some(Instant::now());
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        if kind == Listener::Metrics {
+            shared
+                .tasks
+                .spawn(serve_http(stream, peer, None, kind, Arc::clone(&shared)));
+            continue;
+        }
+        match shared.admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                let task = serve_http(stream, peer, Some(ticket), kind, Arc::clone(&shared));
+                shared.tasks.spawn(task);
+            }
+            Err(refusal) => {
+                shared
+                    .metrics
+                    .refused_connections
+                    .with_label_values(&[refusal.reason()])
+                    .inc();
+                tracing::debug!(%peer, reason = refusal.reason(), "connection refused");
+                tokio::spawn(admission::refuse(stream, refusal));
+            }
+        }
+    }
+}
+
+/// `Option<Instant>` as "when did this last happen": true if never, or at least `interval` ago.
+trait Elapsed {
+    fn is_none_or_elapsed(&self, interval: Duration) -> bool;
+}
+
+impl Elapsed for Option<Instant> {
+    fn is_none_or_elapsed(&self, interval: Duration) -> bool {
+        match self {
+            Some(last) => last.elapsed() >= interval,
+            None => true,
+        }
+    }
+}
+
+/// The periodic `info` line: what is open, and who was refused since the last line. Connection
+/// opens and closes are `debug`, so this (with the server's own events) is all a client's
+/// traffic can add to an `info` log.
+async fn log_summaries(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(shared.config.log_summary_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut last = shared.metrics.refusal_counts();
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let now = shared.metrics.refusal_counts();
+        let refused: Vec<String> = now
+            .iter()
+            .filter_map(|(reason, count)| {
+                let new = count - last.get(reason).copied().unwrap_or(0);
+                (new > 0).then(|| format!("{reason}: {new}"))
+            })
+            .collect();
+        last = now;
+        let (http, websockets, addresses) = shared.admission.open();
+        tracing::info!(
+            websockets,
+            http,
+            addresses,
+            rooms = shared.hub.room_count(),
+            refused = %if refused.is_empty() { "none".to_owned() } else { refused.join(", ") },
+            "summary"
+        );
+    }
+}
+
 /// One TCP connection's HTTP/1.1 life: requests until it closes, upgrades, or we shut down.
-async fn serve_http(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// `ticket` holds its place among the connections not yet upgraded.
+async fn serve_http(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ticket: Option<HttpTicket>,
+    kind: Listener,
+    shared: Arc<Shared>,
+) {
     // Chat frames are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
     let service = {
         let shared = Arc::clone(&shared);
         service_fn(move |req| {
             let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(route(req, &shared)) }
+            async move { Ok::<_, Infallible>(route(req, peer.ip(), kind, &shared)) }
         })
     };
     let mut builder = http1::Builder::new();
@@ -158,13 +305,28 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "http connection ended with an error");
     }
+    drop(ticket);
 }
 
 /// Routes one request. Every response, error or not, is built here or in [`upgrade`].
-fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+fn route(
+    req: Request<Incoming>,
+    ip: IpAddr,
+    kind: Listener,
+    shared: &Arc<Shared>,
+) -> Response<Body> {
+    let config = &shared.config;
     let path = req.uri().path();
+    let metrics_here = match kind {
+        Listener::Main => config.metrics_addr.is_none(),
+        Listener::Metrics => true,
+    };
     let response = match path {
-        "/ws" | "/echo" => upgrade(req, shared),
+        _ if !host_allowed(&req, &config.allowed_hosts) => {
+            closing(text(StatusCode::MISDIRECTED_REQUEST, "unknown host"))
+        }
+        "/ws" if kind == Listener::Main => upgrade(req, ip, shared),
+        "/echo" if kind == Listener::Main && config.echo => upgrade(req, ip, shared),
         _ if req.method() != Method::GET && req.method() != Method::HEAD => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             response
@@ -173,7 +335,7 @@ fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
             response
         }
         "/healthz" => text(StatusCode::OK, "ok"),
-        "/metrics" => {
+        "/metrics" if metrics_here => {
             shared.metrics.rooms.set(shared.hub.room_count() as i64);
             let mut response = Response::new(Full::new(Bytes::from(shared.metrics.render())));
             response.headers_mut().insert(
@@ -182,10 +344,11 @@ fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
             );
             response
         }
-        _ => match assets::find(path) {
-            Some(asset) => page(asset, req.headers().get(header::HOST)),
+        _ if kind == Listener::Main => match assets::find(path) {
+            Some(asset) => assets::response(asset, req.headers().get(header::HOST)),
             None => text(StatusCode::NOT_FOUND, "not found"),
         },
+        _ => text(StatusCode::NOT_FOUND, "not found"),
     };
     shared
         .metrics
@@ -195,10 +358,21 @@ fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
     response
 }
 
+/// `--allowed-host`: with a list, only requests whose `Host` is on it are served.
+fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    host.is_some_and(|host| allowed.iter().any(|a| a.eq_ignore_ascii_case(host)))
+}
+
 /// Answers an upgrade request with `101` and starts its session, or refuses it.
-fn upgrade(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
-    let accepted = accept_upgrade(&req, shared);
-    let (accept_key, params, slot) = match accepted {
+fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Response<Body> {
+    let (accept_key, endpoint, slot) = match accept_upgrade(&req, ip, shared) {
         Ok(accepted) => accepted,
         Err(error) => {
             shared
@@ -214,15 +388,24 @@ fn upgrade(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
                     .headers_mut()
                     .insert("sec-websocket-version", HeaderValue::from_static("13"));
             }
-            return response;
+            // A refused upgrade ends the connection: a client that was refused has nothing more
+            // to ask, and keeping its socket for the keep-alive timeout would cost a descriptor.
+            return closing(response);
         }
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let shared2 = Arc::clone(shared);
-    shared.tasks.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
+    let shared = Arc::clone(shared);
+    let tasks = shared.tasks.clone();
+    tasks.spawn(async move {
+        let (stream, already_read) = match on_upgrade.await.map(into_tcp) {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(_)) => {
+                // Only if hyper were handed something other than a `TcpStream`, which
+                // `serve_http` never does.
+                tracing::error!("upgraded connection is not a TcpStream");
+                return;
+            }
             Err(err) => {
                 tracing::debug!(%err, "upgrade failed after 101");
                 return;
@@ -231,25 +414,16 @@ fn upgrade(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
         // The session gets a task of its own, sized for exactly its future: awaited here, it
         // would also carry this task's own state (the arguments, the upgrade's result) for the
         // life of the connection, and this task is most of what an idle connection costs.
-        let tasks = shared2.tasks.clone();
-        match (into_tcp(upgraded), params) {
-            (Ok((stream, already_read)), Some(params)) => tasks.spawn(chat::session::run(
+        let tasks = shared.tasks.clone();
+        match endpoint {
+            Endpoint::Chat(params) => tasks.spawn(chat::session::run(
                 stream,
                 already_read,
                 params,
                 slot,
-                shared2,
+                shared,
             )),
-            (Ok((stream, already_read)), None) => {
-                tasks.spawn(echo::run(stream, already_read, slot, shared2))
-            }
-            (Err(upgraded), Some(params)) => {
-                let io = TokioIo::new(upgraded);
-                tasks.spawn(chat::session::run(io, Vec::new(), params, slot, shared2))
-            }
-            (Err(upgraded), None) => {
-                tasks.spawn(echo::run(TokioIo::new(upgraded), Vec::new(), slot, shared2))
-            }
+            Endpoint::Echo => tasks.spawn(echo::run(stream, already_read, slot, shared)),
         };
     });
 
@@ -271,69 +445,35 @@ fn into_tcp(upgraded: Upgraded) -> Result<(TcpStream, Vec<u8>), Upgraded> {
     Ok((parts.io.into_inner(), parts.read_buf.to_vec()))
 }
 
-/// Every check an upgrade must pass, in order: the RFC's rules, the origin, the chat's query
+/// Every check an upgrade must pass, in order: the RFC's rules, the origin, the endpoint's own
 /// parameters, and last the connection limit (so a malformed request hears what is wrong).
-/// Returns the accept key, the chat parameters (`None` for `/echo`) and the claimed slot.
+/// Returns the accept key, the endpoint and the claimed slot.
 fn accept_upgrade(
     req: &Request<Incoming>,
+    ip: IpAddr,
     shared: &Arc<Shared>,
-) -> Result<(String, Option<Params>, SlotGuard), HandshakeError> {
+) -> Result<(String, Endpoint, SlotGuard), HandshakeError> {
     let accept_key = handshake::validate(req)?;
     handshake::check_origin(req.headers(), &shared.config.allowed_origins)?;
-    let params = match req.uri().path() {
-        "/ws" => Some(chat_params(req.uri().query().unwrap_or(""), shared)?),
-        _ => None,
-    };
-    let slot = shared.claim_slot().ok_or(HandshakeError::ServerFull)?;
-    Ok((accept_key, params, slot))
-}
-
-/// Reads `room`, `name` and `since` from the query string. Room names are what fits in a URL
-/// fragment unescaped; nicknames may be any printable text.
-fn chat_params(query: &str, shared: &Shared) -> Result<Params, HandshakeError> {
-    let config = &shared.config;
-    let (mut room, mut nick, mut since) = (None, None, None);
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        match &*key {
-            "room" => room = Some(value.into_owned()),
-            "name" => nick = Some(value.trim().to_owned()),
-            "since" => {
-                let id = value
-                    .parse::<u64>()
-                    .map_err(|_| HandshakeError::BadParameter("since must be a message id"))?;
-                since = Some(id);
-            }
-            _ => {}
+    let endpoint = match req.uri().path() {
+        "/ws" => {
+            let query = req.uri().query().unwrap_or("");
+            let params = Params::from_query(query, &shared.config, || shared.guest_name())
+                .map_err(HandshakeError::BadParameter)?;
+            Endpoint::Chat(params)
         }
-    }
-    let room = room.unwrap_or_else(|| "lobby".to_owned());
-    let room_ok = (1..=config.max_room_len).contains(&room.chars().count())
-        && room
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !room_ok {
-        return Err(HandshakeError::BadParameter(
-            "room must be letters, digits, '-', '_' or '.', at most --max-room-len characters (default 64)",
-        ));
-    }
-    let nick = match nick {
-        Some(nick) if !nick.is_empty() => nick,
-        _ => shared.guest_name(),
+        _ => Endpoint::Echo,
     };
-    let nick_ok = nick.chars().count() <= config.max_name_len
-        && nick.chars().all(|c| !c.is_control() && !is_invisible(c));
-    if !nick_ok {
-        return Err(HandshakeError::BadParameter(
-            "name must be printable, at most --max-name-len characters (default 32)",
-        ));
-    }
-    Ok(Params { room, nick, since })
+    let slot = shared.claim_slot(ip).ok_or(HandshakeError::ServerFull)?;
+    Ok((accept_key, endpoint, slot))
 }
 
-/// Format characters that would let one nickname impersonate another (zero-width space,
-/// direction overrides, byte-order mark).
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+/// Marks a response as the connection's last (hyper closes after writing it).
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// A plain-text response (every error: one line saying what is wrong).
@@ -344,42 +484,5 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response
-}
-
-/// An embedded file, with the page's security headers.
-fn page(asset: &'static assets::Asset, host: Option<&HeaderValue>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(asset.body)));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    // No inline script, nothing from elsewhere, and sockets only to this server. Older browsers
-    // do not count ws: as 'self', so the host is named too (only if it is a plain host[:port]).
-    let host = host
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        })
-        .unwrap_or("");
-    let sockets = if host.is_empty() {
-        String::new()
-    } else {
-        format!(" ws://{host} wss://{host}")
-    };
-    let csp = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'{sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    );
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
     response
 }

@@ -1,5 +1,6 @@
-//! What every connection shares: settings, rooms, metrics and the shutdown signal.
+//! What every connection shares: settings, rooms, metrics, admission and the shutdown signal.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -7,9 +8,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::{Admission, AdmissionLimits, WebSocketTicket};
 use crate::chat::{Hub, RoomConfig};
 use crate::metrics::Metrics;
-use crate::ws::{Limits, WebSocket};
+use crate::ws::{ConnLimits, Ending, Limits, WebSocket};
 use crate::Config;
 
 pub struct Shared {
@@ -21,27 +23,60 @@ pub struct Shared {
     /// Every connection task, so shutdown can wait for them to finish their close handshakes.
     /// Upgraded connections are outside hyper's graceful shutdown: this is how we find them.
     pub tasks: TaskTracker,
-    /// The connection limit in force (`--max-connections`, or derived from the file limit).
+    /// The WebSocket connection limit in force (`--max-connections`, or the file budget).
     pub max_connections: usize,
+    /// Connection counts by kind and address, checked at accept.
+    pub admission: Arc<Admission>,
+    /// Budgets and timers of a chat connection, and of an `/echo` one. Built once here so that
+    /// no connection holds a copy.
+    pub chat_limits: ConnLimits,
+    pub echo_limits: ConnLimits,
     websockets_open: AtomicUsize,
     next_conn_id: AtomicU64,
     next_guest: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(config: Config, max_connections: usize) -> Arc<Shared> {
+    /// `file_budget`: connections of every kind the process can hold (derived from its
+    /// open-file limit); `max_connections`: the WebSocket cap within it.
+    pub fn new(config: Config, max_connections: usize, file_budget: usize) -> Arc<Shared> {
         let room_config = RoomConfig {
             history: config.history,
             channel_capacity: config.channel_capacity,
             presence_threshold: config.presence_threshold,
             welcome_users: config.welcome_users,
         };
+        let chat_limits = ConnLimits {
+            write_budget: config.write_buffer,
+            write_timeout: config.write_timeout,
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            close_timeout: config.close_timeout,
+            rate: config.rate_limit,
+            burst: config.rate_burst,
+            strikes: config.rate_strikes,
+        };
+        // `/echo` is the conformance suite's endpoint: its cases send thousands of frames as
+        // fast as they can, so no rate limit; its memory is bounded by the same write budget.
+        let echo_limits = ConnLimits {
+            rate: 0.0,
+            ..chat_limits.clone()
+        };
+        let admission = Admission::new(AdmissionLimits {
+            file_budget,
+            max_http: config.max_http_connections,
+            per_ip: config.max_connections_per_ip,
+            handshakes_per_ip: config.max_handshakes_per_ip,
+        });
         Arc::new(Shared {
             hub: Hub::new(room_config, config.presence_interval),
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             max_connections,
+            admission,
+            chat_limits,
+            echo_limits,
             websockets_open: AtomicUsize::new(0),
             next_conn_id: AtomicU64::new(1),
             next_guest: AtomicU64::new(1),
@@ -49,8 +84,9 @@ impl Shared {
         })
     }
 
-    /// Claims a WebSocket slot, or `None` at the limit. The slot is freed when the guard drops.
-    pub fn claim_slot(self: &Arc<Self>) -> Option<SlotGuard> {
+    /// Claims a WebSocket slot for a client at `ip`, or `None` at the limit. The slot is freed
+    /// when the guard drops.
+    pub fn claim_slot(self: &Arc<Self>, ip: IpAddr) -> Option<SlotGuard> {
         let taken =
             self.websockets_open
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
@@ -62,8 +98,14 @@ impl Shared {
             SlotGuard {
                 shared: Arc::clone(self),
                 id: self.next_conn_id.fetch_add(1, Ordering::Relaxed),
+                ticket: Some(self.admission.upgraded(ip)),
             }
         })
+    }
+
+    /// WebSocket connections open now.
+    pub fn websockets_open(&self) -> usize {
+        self.websockets_open.load(Ordering::Relaxed)
     }
 
     /// Wraps an upgraded socket with this server's frame limits and tracing. `max_message`
@@ -81,21 +123,38 @@ impl Shared {
         WebSocket::new(io, already_read, limits, self.config.trace_frames)
     }
 
+    /// Closes a connection the way `ending` calls for, and counts the close code sent.
+    pub async fn finish_websocket<S: AsyncRead + AsyncWrite>(
+        &self,
+        ws: &mut WebSocket<S>,
+        ending: Ending,
+        limits: &ConnLimits,
+    ) {
+        if let Some(code) = ws.finish(ending, limits.close_timeout).await {
+            self.metrics.count_close_sent(code);
+        }
+    }
+
     /// A fresh `guest-<n>` nickname.
     pub fn guest_name(&self) -> String {
         format!("guest-{}", self.next_guest.fetch_add(1, Ordering::Relaxed))
     }
 }
 
-/// One open WebSocket connection's place under the connection limit; also its id.
+/// One open WebSocket connection's place under the connection limits; also its id.
 pub struct SlotGuard {
     shared: Arc<Shared>,
     pub id: u64,
+    /// Its place in the per-address count (an `Option` only so `drop` can move it out).
+    ticket: Option<WebSocketTicket>,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.shared.websockets_open.fetch_sub(1, Ordering::AcqRel);
         self.shared.metrics.connections_open.dec();
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.admission.release(ticket);
+        }
     }
 }

@@ -239,7 +239,11 @@ async fn well_formed_edge_cases_are_accepted() {
 /// before it is delivered first.
 #[tokio::test]
 async fn echo_fails_the_same_way() {
-    let server = TestServer::with_config(Config::for_tests()).await;
+    let server = TestServer::with_config(Config {
+        echo: true,
+        ..Config::for_tests()
+    })
+    .await;
     let mut raw = RawClient::upgrade(server.addr, "/echo").await;
     let mut wire = client_frame(0x81, b"echo me");
     wire.extend([0x81, 0x01, b'x']); // unmasked

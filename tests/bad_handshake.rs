@@ -20,7 +20,11 @@ const BAD_KEY: &str = "Sec-WebSocket-Key must be base64 of 16 bytes";
 
 #[tokio::test]
 async fn each_bad_upgrade_gets_its_status_and_the_room_carries_on() {
-    let server = TestServer::with_config(Config::for_tests()).await;
+    let server = TestServer::with_config(Config {
+        echo: true,
+        ..Config::for_tests()
+    })
+    .await;
     let (mut ann, _) = server.peer("r", "ann").await;
     let (mut bob, _) = server.peer("r", "bob").await;
     let good = upgrade_request(server.addr, "/ws?room=r&name=probe", "");
@@ -157,7 +161,11 @@ async fn each_bad_upgrade_gets_its_status_and_the_room_carries_on() {
 /// The variants real clients send: token lists, any case, extra headers.
 #[tokio::test]
 async fn well_formed_variants_are_accepted() {
-    let server = TestServer::with_config(Config::for_tests()).await;
+    let server = TestServer::with_config(Config {
+        echo: true,
+        ..Config::for_tests()
+    })
+    .await;
     let good = upgrade_request(server.addr, "/echo", "");
     let variants = [
         good.replace("Connection: Upgrade", "Connection: keep-alive, Upgrade"),

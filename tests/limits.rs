@@ -25,7 +25,11 @@ async fn upgrade_status(server: &TestServer, path: &str) -> u16 {
 async fn max_connections_answers_503_and_frees_slots() {
     let mut config = Config::for_tests();
     config.max_connections = 3;
-    let server = TestServer::with_config(config).await;
+    let server = TestServer::with_config(Config {
+        echo: true,
+        ..config
+    })
+    .await;
     let (mut ann, _) = server.peer("r", "ann").await;
     let (mut bob, _) = server.peer("r", "bob").await;
     let echo = RawClient::upgrade(server.addr, "/echo").await;
@@ -252,7 +256,11 @@ async fn max_text_len_is_an_error_event() {
 async fn echo_has_its_own_message_limit() {
     let mut config = Config::for_tests();
     config.echo_max_message_size = 200;
-    let server = TestServer::with_config(config).await;
+    let server = TestServer::with_config(Config {
+        echo: true,
+        ..config
+    })
+    .await;
     let mut raw = RawClient::upgrade(server.addr, "/echo").await;
     raw.send(&client_frame(0x82, &[7; 200])).await;
     let echo = raw.frame().await.expect("the echo");

@@ -22,7 +22,11 @@ async fn status_with_origin(server: &TestServer, path: &str, origin: Option<&str
 async fn foreign_origins_get_403_and_the_room_carries_on() {
     let mut config = Config::for_tests();
     config.allowed_origins = vec!["http://localhost:3000".into()];
-    let server = TestServer::with_config(config).await;
+    let server = TestServer::with_config(Config {
+        echo: true,
+        ..config
+    })
+    .await;
     let own = format!("http://{}", server.addr);
     let (mut ann, _) = server.peer("r", "ann").await;
     // A well-behaved client that sends an Origin, as a browser on the page would.

@@ -24,7 +24,7 @@ impl Binary {
     /// line of output (`wschat listening on http://ADDR/`).
     fn start(args: &[&str]) -> Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", "127.0.0.1:0", "--echo"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -109,7 +109,11 @@ async fn an_idle_echo_client_is_closed() {
     let mut config = config();
     config.idle_timeout = Duration::from_millis(300);
     config.close_timeout = Duration::from_millis(300);
-    let server = TestServer::with_config(config).await;
+    let server = TestServer::with_config(Config {
+        echo: true,
+        ..config
+    })
+    .await;
     let mut idle = RawClient::upgrade(server.addr, "/echo").await;
     assert_eq!(idle.close_code().await, Some(1001));
     idle.expect_eof().await;

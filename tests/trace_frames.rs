@@ -13,7 +13,7 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn every_frame_is_logged_with_its_annotations() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-        .args(["--addr", "127.0.0.1:0", "--trace-frames"])
+        .args(["--addr", "127.0.0.1:0", "--trace-frames", "--echo"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -25,7 +25,11 @@ fn upgrade_request(path: &str) -> String {
 
 #[tokio::test]
 async fn a_frame_pipelined_behind_the_handshake_is_not_lost() {
-    let server = TestServer::start().await;
+    let server = TestServer::with_config(wschat::Config {
+        echo: true,
+        ..wschat::Config::for_tests()
+    })
+    .await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     // Handshake and first frame in one write: hyper reads both, and must hand the frame over.
     let mut bytes = upgrade_request("/echo").into_bytes();

@@ -2,9 +2,12 @@
 //! "encode this event once" ([`protocol::ServerEvent::to_frame`]).
 
 pub mod hub;
+pub mod params;
 pub mod protocol;
 pub mod room;
 pub mod session;
+pub mod text;
 
 pub use hub::{Hub, Membership};
+pub use params::Params;
 pub use room::{Delivery, Room, RoomConfig};

@@ -87,7 +87,7 @@ pub fn parse_request(frame: &str, max_text_len: usize) -> Result<ClientRequest<'
         ClientRequest::Message(Cow::Borrowed(frame))
     };
     if let ClientRequest::Message(text) = &request {
-        if text.trim().is_empty() {
+        if super::text::is_blank(text) {
             return Err(RequestError::EmptyText);
         }
         if text.len() > max_text_len {
@@ -207,6 +207,7 @@ mod tests {
         let cases = [
             (r#"{"type":"message","text":"  "}"#, RequestError::EmptyText),
             ("", RequestError::EmptyText),
+            ("\u{3164}\u{200B}", RequestError::EmptyText),
             (
                 r#"{"type":"message","text":"0123456789a"}"#,
                 RequestError::TextTooLong,

@@ -125,10 +125,16 @@ pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Hands
     if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
         return Ok(());
     }
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .ok_or(HandshakeError::ForbiddenOrigin)?;
+    // Only a page served over http(s) is this server's own: `file://`, `evil://` or an extension's
+    // scheme with the same host name is some other document.
+    let origin_host = match origin.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest
+        }
+        _ => return Err(HandshakeError::ForbiddenOrigin),
+    };
     let host = headers.get(HOST).and_then(|h| h.to_str().ok());
     match host {
         Some(host) if host.eq_ignore_ascii_case(origin_host) => Ok(()),
@@ -262,6 +268,21 @@ mod tests {
         assert_eq!(
             check_origin(&headers(Some("null")), &allowed),
             Err(HandshakeError::ForbiddenOrigin)
+        );
+        for other_scheme in [
+            "evil://127.0.0.1:8080",
+            "file://127.0.0.1:8080",
+            "ws://127.0.0.1:8080",
+        ] {
+            assert_eq!(
+                check_origin(&headers(Some(other_scheme)), &allowed),
+                Err(HandshakeError::ForbiddenOrigin),
+                "{other_scheme}"
+            );
+        }
+        assert_eq!(
+            check_origin(&headers(Some("HTTPS://127.0.0.1:8080")), &allowed),
+            Ok(())
         );
     }
 

@@ -1,10 +1,13 @@
-//! The server's side of a connection, writing: a queue of encoded frames and one vectored write
-//! for as many of them as the socket will take.
+//! The server's side of a connection, writing: a queue of encoded frames ([`Outbox`]) and one
+//! vectored write for as many of them as the socket will take ([`FrameWriter`]).
 //!
 //! Frames arrive already encoded (`Bytes`), often shared by every subscriber of a room: the
 //! writer never copies or re-encodes them, it only tracks how far into the front frame the
-//! socket has got. Draining the whole queue with `write_vectored` means a client with ten
-//! frames waiting costs one system call, not ten.
+//! socket has got. Draining the queue with `write_vectored` means a client with ten frames
+//! waiting costs one system call, not ten (up to [`MAX_IOVECS`] frames per call).
+//!
+//! The queue is its own type so a session can be handed `&mut Outbox` to queue replies without
+//! knowing what socket lies underneath (and without being able to write to it).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -19,7 +22,7 @@ use super::trace::{trace_frame, Direction};
 
 /// Most frames handed to one `write_vectored` call (Linux allows 1024 iovecs; beyond a few dozen
 /// the socket buffer, not the call count, is the limit).
-const MAX_IOVECS: usize = 64;
+pub const MAX_IOVECS: usize = 64;
 
 /// Counters a session turns into metrics: how well writes were batched.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -31,27 +34,16 @@ pub struct WriteStats {
     pub bytes: u64,
 }
 
-pub struct FrameWriter<W> {
-    io: W,
-    /// Frames not yet fully written; the front one may be partly written (already advanced).
+/// Frames waiting to be written, in order. The front one may be partly written already.
+#[derive(Debug, Default)]
+pub struct Outbox {
     queue: VecDeque<Bytes>,
     queued_bytes: usize,
     trace: bool,
-    stats: WriteStats,
 }
 
-impl<W> FrameWriter<W> {
-    pub fn new(io: W, trace: bool) -> Self {
-        FrameWriter {
-            io,
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            trace,
-            stats: WriteStats::default(),
-        }
-    }
-
-    /// Queues one complete encoded frame. Nothing is written until [`flush`](Self::flush).
+impl Outbox {
+    /// Queues one complete encoded frame. Nothing is written until the writer flushes.
     pub fn push(&mut self, frame: Bytes) {
         if self.trace {
             if let Ok(Some((header, len))) = FrameHeader::parse(&frame) {
@@ -62,13 +54,46 @@ impl<W> FrameWriter<W> {
         self.queue.push_back(frame);
     }
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written: what the connection's write budget is measured against.
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes
     }
 
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+}
+
+pub struct FrameWriter<W> {
+    io: W,
+    pub outbox: Outbox,
+    stats: WriteStats,
+}
+
+impl<W> FrameWriter<W> {
+    pub fn new(io: W, trace: bool) -> Self {
+        FrameWriter {
+            io,
+            outbox: Outbox {
+                trace,
+                ..Outbox::default()
+            },
+            stats: WriteStats::default(),
+        }
+    }
+
+    /// Queues one complete encoded frame (see [`Outbox::push`]).
+    pub fn push(&mut self, frame: Bytes) {
+        self.outbox.push(frame);
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.queued_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.outbox.queue.is_empty()
     }
 
     /// Counters since the last call (and resets them).
@@ -81,11 +106,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes until the queue is empty. Cancel-safe: progress is recorded after every write,
     /// so a dropped `flush` loses nothing and the next one resumes mid-frame.
     pub async fn flush(&mut self) -> io::Result<()> {
-        while !self.queue.is_empty() {
+        while !self.outbox.queue.is_empty() {
             let written = poll_fn(|cx| {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let count = self.queue.len().min(MAX_IOVECS);
-                for (slice, frame) in slices.iter_mut().zip(&self.queue) {
+                let count = self.outbox.queue.len().min(MAX_IOVECS);
+                for (slice, frame) in slices.iter_mut().zip(&self.outbox.queue) {
                     *slice = IoSlice::new(frame);
                 }
                 Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count])
@@ -109,21 +134,26 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     fn advance(&mut self, mut written: usize) {
         self.stats.writes += 1;
         self.stats.bytes += written as u64;
-        self.queued_bytes -= written;
+        let outbox = &mut self.outbox;
+        outbox.queued_bytes -= written;
         while written > 0 {
-            let front = self.queue.front_mut().expect("wrote more than was queued");
+            let Some(front) = outbox.queue.front_mut() else {
+                // A socket never reports more than it was given; if one did, there is
+                // nothing left to account it to.
+                break;
+            };
             if written < front.len() {
                 front.advance(written);
                 return;
             }
             written -= front.len();
-            self.queue.pop_front();
+            outbox.queue.pop_front();
             self.stats.frames += 1;
         }
         // An idle connection keeps no queue storage (one allocation per busy batch is far
         // cheaper than the write it follows).
-        if self.queue.is_empty() {
-            self.queue = VecDeque::new();
+        if outbox.queue.is_empty() {
+            outbox.queue = VecDeque::new();
         }
     }
 }
