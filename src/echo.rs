@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::state::{Shared, SlotGuard};
 use crate::ws::conn::{self, Data, Dropped, Session};
-use crate::ws::{encode_frame, Ending, OpCode, Outbox, WriteStats};
+use crate::ws::{Ending, OpCode, Outbox, WriteStats};
 
 pub async fn run<S>(io: S, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>)
 where
@@ -40,10 +40,10 @@ impl Session for Echo<'_> {
     }
 
     fn on_data(&mut self, data: Data, out: &mut Outbox) -> Option<Ending> {
-        out.push(match data {
-            Data::Text(text) => encode_frame(OpCode::Text, text.as_bytes()),
-            Data::Binary(data) => encode_frame(OpCode::Binary, &data),
-        });
+        match data {
+            Data::Text(text) => out.push_message(OpCode::Text, text.into_bytes().into()),
+            Data::Binary(data) => out.push_message(OpCode::Binary, data),
+        }
         None
     }
 

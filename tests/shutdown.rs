@@ -4,81 +4,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-use common::peer::{chat_works, Peer, WAIT};
+use common::binary::Binary;
+use common::peer::{chat_works, Peer};
 use common::raw::RawClient;
-
-/// The `wschat` binary, started by this test and killed (by its PID) if the test fails first.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Binary {
-    /// Starts `wschat --addr 127.0.0.1:0 ARGS` and reads the address it bound from its first
-    /// line of output (`wschat listening on http://ADDR/`).
-    fn start(args: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-            .args(["--addr", "127.0.0.1:0", "--echo"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the wschat binary");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stdout, so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(WAIT)
-            .expect("the binary prints its address");
-        let addr = line
-            .strip_prefix("wschat listening on http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("a socket address");
-        Binary { child, addr }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits (bounded) for the process to exit and returns its exit code.
-    async fn exit_code(&mut self) -> Option<i32> {
-        for _ in 0..(WAIT.as_millis() / 20) {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the server did not exit within {WAIT:?} of SIGTERM");
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_every_client_with_1001_and_exits_0() {
@@ -112,11 +40,7 @@ async fn sigterm_closes_every_client_with_1001_and_exits_0() {
 async fn signals_with_no_clients_exit_0() {
     for signal in ["-TERM", "-INT"] {
         let mut server = Binary::start(&[]);
-        let status = Command::new("kill")
-            .args([signal, &server.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        server.signal(signal);
         assert_eq!(server.exit_code().await, Some(0), "after {signal}");
     }
 }

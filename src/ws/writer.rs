@@ -14,10 +14,10 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::frame::FrameHeader;
+use super::frame::{FrameHeader, OpCode};
 use super::trace::{trace_frame, Direction};
 
 /// Most frames handed to one `write_vectored` call (Linux allows 1024 iovecs; beyond a few dozen
@@ -29,7 +29,7 @@ pub const MAX_IOVECS: usize = 64;
 pub struct WriteStats {
     /// `write_vectored` calls that wrote something.
     pub writes: u64,
-    /// Frames completely written.
+    /// Buffers completely written: frames, except that [`Outbox::push_message`] queues two.
     pub frames: u64,
     pub bytes: u64,
 }
@@ -52,6 +52,29 @@ impl Outbox {
         }
         self.queued_bytes += frame.len();
         self.queue.push_back(frame);
+    }
+
+    /// Queues a whole unfragmented message whose payload is already in a buffer of its own (an
+    /// echo): the header goes in a small buffer and the payload is shared, not copied, so a
+    /// 16 MiB echo costs 16 MiB, not 32.
+    pub fn push_message(&mut self, opcode: OpCode, payload: Bytes) {
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut encoded = BytesMut::with_capacity(header.encoded_len());
+        header.encode(&mut encoded);
+        if self.trace {
+            trace_frame(Direction::Out, &header, &payload);
+        }
+        self.queued_bytes += encoded.len() + payload.len();
+        self.queue.push_back(encoded.freeze());
+        if !payload.is_empty() {
+            self.queue.push_back(payload);
+        }
     }
 
     /// Bytes queued and not yet written: what the connection's write budget is measured against.
@@ -182,6 +205,17 @@ mod tests {
         let stats = writer.take_stats();
         assert_eq!(stats.frames, 2);
         assert_eq!(stats.bytes, all.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_message_queued_in_two_parts_is_one_frame_on_the_wire() {
+        let payload = Bytes::from_static(b"shared payload");
+        let expected = encode_frame(OpCode::Binary, &payload);
+        let mock = Builder::new().write(&expected).build();
+        let mut writer = FrameWriter::new(mock, false);
+        writer.outbox.push_message(OpCode::Binary, payload);
+        assert_eq!(writer.queued_bytes(), expected.len());
+        writer.flush().await.unwrap();
     }
 
     #[tokio::test]

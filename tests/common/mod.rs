@@ -13,6 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wschat::{Config, Server};
 
+/// The real binary as a child process: signals, exit codes, its log and its memory.
+pub mod binary;
 /// A client that reads on its own task and checks it misses no message (the bad-input tests).
 pub mod peer;
 /// Raw bytes: malformed handshakes and frames, raw HTTP, `/metrics`.
