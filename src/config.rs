@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// wschat: a real-time chat server with a hand-rolled RFC 6455 WebSocket implementation.
 #[derive(Parser, Debug, Clone)]
@@ -187,8 +187,12 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// Every flag at its documented default. Unlike `Config::parse()`, this reads no `WSCHAT_*`
+    /// environment variable: a test or bench gets the same server whatever shell runs it.
     fn default() -> Self {
-        Config::parse_from(["wschat"])
+        let command = Config::command().mut_args(|arg| arg.env(None));
+        let matches = command.get_matches_from(["wschat"]);
+        Config::from_arg_matches(&matches).expect("the defaults parse")
     }
 }
 
@@ -199,5 +203,19 @@ impl Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Config::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        // Safe here: no other test of this crate reads WSCHAT_ADDR.
+        std::env::set_var("WSCHAT_ADDR", "127.0.0.1:1");
+        let config = Config::default();
+        std::env::remove_var("WSCHAT_ADDR");
+        assert_eq!(config.addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
     }
 }

@@ -335,6 +335,15 @@ fn route(
             response
         }
         "/healthz" => text(StatusCode::OK, "ok"),
+        "/limits" if kind == Listener::Main => {
+            let mut response =
+                Response::new(Full::new(Bytes::from(chat::params::page_limits(config))));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         "/metrics" if metrics_here => {
             shared.metrics.rooms.set(shared.hub.room_count() as i64);
             let mut response = Response::new(Full::new(Bytes::from(shared.metrics.render())));

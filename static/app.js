@@ -19,14 +19,16 @@
   // Limits and timings. The server validates names and rooms too (400 before the upgrade); the
   // page checks first so a typo gets a helpful message rather than a refused connection.
 
-  /** Room names the server accepts: letters, digits, '-', '_', '.', 1 to 64 of them. */
-  const ROOM_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-  /** Longest nickname, in characters (not bytes), as the server counts them. */
-  const MAX_NAME_CHARS = 32;
+  /**
+   * What this server accepts, from `GET /limits` (its `--max-room-len`, `--max-name-len` and
+   * `--max-text-len`), so the page and the server never disagree. The values here are only the
+   * server's defaults, used until it answers.
+   */
+  const limits = { max_room_len: 64, max_name_len: 32, max_text_len: 4096 };
+  /** Room names the server accepts: letters, digits, '-', '_', '.' (not only dots). */
+  const ROOM_CHARS = /^[A-Za-z0-9._-]+$/;
   /** Control characters (C0, DEL, C1) are not printable, so not allowed in a nickname. */
   const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
-  /** The server's default `--max-text-len`, in UTF-8 bytes. Longer messages are refused there. */
-  const MAX_TEXT_BYTES = 4096;
   /** Send at most one "typing" event per this many ms: the server fans each one out to the room. */
   const TYPING_SEND_INTERVAL_MS = 2000;
   /** A typing hint stays this long after that person's last typing event, then fades. */
@@ -472,21 +474,29 @@
     } catch {
       return null;
     }
-    return ROOM_PATTERN.test(raw) ? raw : null;
+    return roomOk(raw) ? raw : null;
   }
 
   function validName(name) {
-    if ([...name].length > MAX_NAME_CHARS) return `A nickname has at most ${MAX_NAME_CHARS} characters.`;
+    const max = limits.max_name_len;
+    if ([...name].length > max) return `A nickname has at most ${max} characters.`;
     if (CONTROL_CHARS.test(name)) return 'A nickname cannot contain control characters.';
     return '';
   }
 
+  function roomOk(room) {
+    return room.length >= 1 && room.length <= limits.max_room_len && ROOM_CHARS.test(room)
+      && !/^\.+$/.test(room);
+  }
+
   function validRoom(room) {
-    return ROOM_PATTERN.test(room) ? '' : "A room name is 1–64 letters, digits, '-', '_' or '.'.";
+    return roomOk(room)
+      ? ''
+      : `A room name is 1–${limits.max_room_len} letters, digits, '-', '_' or '.'.`;
   }
 
   function recentRooms() {
-    return load(STORAGE_ROOMS, 'lobby').split(' ').filter((r) => ROOM_PATTERN.test(r));
+    return load(STORAGE_ROOMS, 'lobby').split(' ').filter(roomOk);
   }
 
   function rememberRoom(room) {
@@ -580,8 +590,8 @@
     event.preventDefault();
     const text = els.message.value.trim();
     if (text === '') return;
-    if (new TextEncoder().encode(text).length > MAX_TEXT_BYTES) {
-      showHint(`That is too long: a message holds at most ${MAX_TEXT_BYTES} bytes.`);
+    if (new TextEncoder().encode(text).length > limits.max_text_len) {
+      showHint(`That is too long: a message holds at most ${limits.max_text_len} bytes.`);
       return;
     }
     if (!send({ type: 'message', text })) {
@@ -638,12 +648,32 @@
   // ---------------------------------------------------------------------------------------------
   // Start: the room from the address, else the last one used, else the lobby.
 
-  state.name = load(STORAGE_NAME, '');
-  els.nameInput.value = state.name;
-  const initialRoom = roomFromHash() || recentRooms()[0] || 'lobby';
-  if (roomFromHash() !== initialRoom) {
-    history.replaceState(null, '', `#${encodeURIComponent(initialRoom)}`);
+  /** Takes the server's limits (see `limits`); on any failure the defaults stay. */
+  async function loadLimits() {
+    try {
+      const response = await fetch('/limits', { cache: 'no-store' });
+      if (!response.ok) return;
+      const served = await response.json();
+      for (const key of Object.keys(limits)) {
+        if (Number.isInteger(served[key]) && served[key] > 0) limits[key] = served[key];
+      }
+    } catch {
+      // An old server, or offline: the defaults are the server's defaults.
+    }
+    els.nameInput.maxLength = limits.max_name_len;
+    els.roomInput.maxLength = limits.max_room_len;
+    els.roomInput.pattern = `[A-Za-z0-9._\\-]{1,${limits.max_room_len}}`;
+    els.roomInput.title = `Letters, digits, '-', '_' and '.', up to ${limits.max_room_len}`;
   }
-  enterRoom(initialRoom);
-  els.message.focus();
+
+  loadLimits().finally(() => {
+    state.name = load(STORAGE_NAME, '');
+    els.nameInput.value = state.name;
+    const initialRoom = roomFromHash() || recentRooms()[0] || 'lobby';
+    if (roomFromHash() !== initialRoom) {
+      history.replaceState(null, '', `#${encodeURIComponent(initialRoom)}`);
+    }
+    enterRoom(initialRoom);
+    els.message.focus();
+  });
 })();

@@ -204,3 +204,21 @@ async fn the_page_forbids_inline_script_and_foreign_sockets() {
         "{csp}"
     );
 }
+
+/// `/limits` tells the page the limits in force, so it checks input as this server will.
+#[tokio::test]
+async fn the_page_learns_the_limits_in_force() {
+    let mut config = wschat::Config::for_tests();
+    config.max_name_len = 8;
+    config.max_room_len = 6;
+    config.max_text_len = 100;
+    let server = TestServer::with_config(config).await;
+    let get = "GET /limits HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let (status, body) = status_of(&server, get).await;
+    assert_eq!(status, 200);
+    let limits: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        limits,
+        serde_json::json!({"max_room_len": 6, "max_name_len": 8, "max_text_len": 100})
+    );
+}

@@ -71,6 +71,18 @@ impl Params {
     }
 }
 
+/// `GET /limits`: what the page must know to check input as the server will, as JSON. Served
+/// from the flags in force, so a server started with other limits never has the page refuse
+/// valid input or send what it refuses.
+pub fn page_limits(config: &Config) -> String {
+    serde_json::json!({
+        "max_room_len": config.max_room_len,
+        "max_name_len": config.max_name_len,
+        "max_text_len": config.max_text_len,
+    })
+    .to_string()
+}
+
 /// Inside a name, any invisible character but the plain space lets one name pass for another.
 fn is_invisible_in_name(c: char) -> bool {
     c != ' ' && is_invisible(c)
