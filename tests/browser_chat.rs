@@ -489,3 +489,31 @@ fn the_page_fits_a_phone_and_screenshots_are_saved() {
         server.stop().await;
     });
 }
+
+/// The page checks input against the limits of the server it talks to (`GET /limits`), not
+/// against the defaults: a name longer than the default is fine where the server allows it, and
+/// a message over this server's smaller text limit is stopped by the page with the right number.
+#[test]
+fn the_page_checks_input_against_the_servers_limits() {
+    run(|browser| async move {
+        let config = wschat::Config {
+            max_name_len: 40,
+            max_text_len: 10,
+            ..wschat::Config::for_tests()
+        };
+        let server = TestServer::start_with(config).await;
+        let long_name = "n".repeat(36); // over the default 32, within this server's 40
+        let page = browser
+            .chat_page(&server.base(), "limits", &long_name)
+            .await;
+        page.send("short").await;
+        page.wait_for_text("short").await;
+        page.send("far more than ten bytes").await;
+        page.wait_until(
+            "the page's own too-long hint",
+            "document.getElementById('send-hint').textContent.includes('at most 10 bytes')",
+        )
+        .await;
+        assert_eq!(page.texts().await, ["short"], "the long one was not sent");
+    });
+}
