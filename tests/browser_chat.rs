@@ -6,12 +6,15 @@
 //! (CI). With `WSCHAT_SCREENSHOT=docs/screenshot.png` the screenshot test also writes the page as
 //! a desktop and a phone would show it (`docs/screenshot.png`, `docs/screenshot-phone.png`).
 
+mod common;
 mod common_browser;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common_browser::{run, Peer, TestServer, PHONE, WAIT};
+use common::peer::Peer;
+use common::TestServer;
+use common_browser::{run, PHONE, WAIT};
 use serde_json::json;
 
 /// Two people in one room: what one sends, the other sees, once, with its author and time.
@@ -147,7 +150,7 @@ fn join_leave_and_typing_show_in_the_other_page() {
             .expect("the message box");
         input.send_keys("hmm").await.expect("type");
         let typing = loop {
-            let ev = bob.next_event().await;
+            let ev = bob.event().await;
             if ev["type"] == "typing" {
                 break ev;
             }
@@ -292,7 +295,7 @@ fn restarting_the_server_leads_the_page_to_reconnect() {
 
         let mut config = wschat::Config::for_tests();
         config.addr = addr;
-        let server = TestServer::start_with(config).await;
+        let server = TestServer::with_config(config).await;
         // The backoff may be a few seconds into its schedule by now: allow more than one step.
         page.wait_until_for(
             "the page reconnects",
@@ -501,7 +504,7 @@ fn the_page_checks_input_against_the_servers_limits() {
             max_text_len: 10,
             ..wschat::Config::for_tests()
         };
-        let server = TestServer::start_with(config).await;
+        let server = TestServer::with_config(config).await;
         let long_name = "n".repeat(36); // over the default 32, within this server's 40
         let page = browser
             .chat_page(&server.base(), "limits", &long_name)

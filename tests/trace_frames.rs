@@ -1,37 +1,18 @@
 //! `--trace-frames` logs every frame in and out, annotated, from the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::binary::Binary;
+use common::WAIT;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-const WAIT: Duration = Duration::from_secs(10);
-
 #[tokio::test]
 async fn every_frame_is_logged_with_its_annotations() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-        .args(["--addr", "127.0.0.1:0", "--trace-frames", "--echo"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start wschat");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let first = rx.recv_timeout(WAIT).expect("the address line");
-    let addr = first
-        .strip_prefix("wschat listening on http://")
-        .and_then(|rest| rest.strip_suffix('/'))
-        .expect("address line")
-        .to_string();
+    let server = Binary::start_logging(&["--trace-frames"], None);
+    let addr = server.addr;
 
     let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
         .await
@@ -44,7 +25,7 @@ async fn every_frame_is_logged_with_its_annotations() {
     let deadline = Instant::now() + WAIT;
     let (mut saw_in, mut saw_out) = (false, false);
     while !(saw_in && saw_out) && Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+        let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
         if line.contains("len=12") && line.contains("|hello tracer|") && line.contains("Text") {
@@ -58,8 +39,7 @@ async fn every_frame_is_logged_with_its_annotations() {
             );
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(saw_in, "no trace of the incoming frame");
     assert!(saw_out, "no trace of the outgoing frame");
 }

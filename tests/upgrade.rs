@@ -17,10 +17,7 @@ fn client_text(text: &str) -> Vec<u8> {
 }
 
 fn upgrade_request(path: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
+    common::raw::upgrade_request(std::net::SocketAddr::from(([127, 0, 0, 1], 80)), path, "")
 }
 
 #[tokio::test]
@@ -49,7 +46,7 @@ async fn a_frame_pipelined_behind_the_handshake_is_not_lost() {
             received.extend_from_slice(&buf[..n]);
         }
     };
-    tokio::time::timeout(PATIENCE, read)
+    tokio::time::timeout(WAIT, read)
         .await
         .expect("echo of the pipelined frame");
     let text = String::from_utf8_lossy(&received);
@@ -62,7 +59,7 @@ async fn status_of(server: &TestServer, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(PATIENCE, async {
+    let _ = tokio::time::timeout(WAIT, async {
         let mut buf = [0u8; 4096];
         loop {
             match stream.read(&mut buf).await {
@@ -148,7 +145,7 @@ async fn wrong_version_names_the_supported_one() {
     let request = upgrade_request("/ws").replace("Version: 13", "Version: 7");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
         .await
         .unwrap()
         .unwrap();
@@ -188,7 +185,7 @@ async fn the_page_forbids_inline_script_and_foreign_sockets() {
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
         .await
         .unwrap()
         .unwrap();

@@ -20,8 +20,9 @@ pub mod peer;
 /// Raw bytes: malformed handshakes and frames, raw HTTP, `/metrics`.
 pub mod raw;
 
-/// Long enough for a loaded CI machine; only a hang ever waits this long.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+/// How long any single wait may take before a test gives up: long enough for a loaded CI
+/// machine, and free when green (a passing wait returns as soon as its condition holds).
+pub const WAIT: Duration = Duration::from_secs(10);
 
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -38,8 +39,21 @@ impl TestServer {
         Self::with_config(Config::for_tests()).await
     }
 
+    /// Starts the server with `config`. Binding the port of a server that just stopped can fail
+    /// for a moment while the old socket closes (a restart test reuses it), so it is retried
+    /// until [`WAIT`].
     pub async fn with_config(config: Config) -> TestServer {
-        let server = Server::bind(config).await.expect("bind");
+        let deadline = std::time::Instant::now() + WAIT;
+        let server = loop {
+            match Server::bind(config.clone()).await {
+                Ok(server) => break server,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("bind {} failed ({e}); retrying", config.addr);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot bind {}: {e}", config.addr),
+            }
+        };
         let addr = server.local_addr();
         let shared = server.shared().clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -52,6 +66,11 @@ impl TestServer {
             stop: Some(stop),
             handle: Some(handle),
         }
+    }
+
+    /// `http://127.0.0.1:PORT`, the page's address.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -86,10 +105,10 @@ impl Drop for TestServer {
     }
 }
 
-/// The next text frame as JSON, skipping pings; panics after [`PATIENCE`].
+/// The next text frame as JSON, skipping pings; panics after [`WAIT`].
 pub async fn next_event(client: &mut Client) -> Value {
     loop {
-        let frame = tokio::time::timeout(PATIENCE, client.next())
+        let frame = tokio::time::timeout(WAIT, client.next())
             .await
             .expect("an event before the timeout")
             .expect("connection open")
@@ -120,7 +139,7 @@ pub async fn say(client: &mut Client, text: &str) {
 /// Reads until the server closes, returning the close code it sent (None: no close frame).
 pub async fn close_code(client: &mut Client) -> Option<u16> {
     loop {
-        match tokio::time::timeout(PATIENCE, client.next())
+        match tokio::time::timeout(WAIT, client.next())
             .await
             .expect("close before the timeout")
         {
@@ -136,11 +155,7 @@ pub async fn close_code(client: &mut Client) -> Option<u16> {
 pub async fn raw_handshake(server: &TestServer, path_and_query: &str) -> TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let request = format!(
-        "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        server.addr
-    );
+    let request = raw::upgrade_request(server.addr, path_and_query, "");
     stream
         .write_all(request.as_bytes())
         .await
@@ -148,7 +163,7 @@ pub async fn raw_handshake(server: &TestServer, path_and_query: &str) -> TcpStre
     // Read byte by byte up to the blank line, so no frame byte is consumed here.
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
-        let byte = tokio::time::timeout(PATIENCE, stream.read_u8())
+        let byte = tokio::time::timeout(WAIT, stream.read_u8())
             .await
             .expect("handshake response in time")
             .expect("handshake response");

@@ -9,7 +9,6 @@
 //! test instead of hanging it.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::SinkExt;
@@ -26,9 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::TestServer;
 
-/// How long any single wait may take before the test gives up. Generous: a passing wait returns
-/// as soon as its condition holds.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub use super::WAIT;
 
 /// `fut`, or a panic naming `what` if it takes longer than [`WAIT`].
 pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
@@ -217,6 +214,34 @@ impl Peer {
         within("a send", self.sink.send(message))
             .await
             .expect("send");
+    }
+
+    /// Joins `room` as `name` (any text: it is URL-encoded here). For tests that need only the
+    /// client, not its welcome.
+    pub async fn join(addr: SocketAddr, room: &str, name: &str) -> Peer {
+        let name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        Peer::connect(addr, &format!("/ws?room={room}&name={name}"), &[])
+            .await
+            .0
+    }
+
+    /// Tells the room this client is typing.
+    pub async fn typing(&mut self) {
+        self.send(Message::text(json!({"type": "typing"}).to_string()))
+            .await;
+    }
+
+    /// Reads events until this client's own message `text` comes back: from then on the server
+    /// has stored it in the room's history.
+    pub async fn wait_echo(&mut self, text: &str) {
+        let me = self.name.clone();
+        for _ in 0..100_000 {
+            let message = self.event_of("message").await;
+            if message["from"] == me.as_str() && message["text"] == text {
+                return;
+            }
+        }
+        panic!("{} never saw its own {text:?}", self.name);
     }
 
     /// Posts a chat message.

@@ -1,5 +1,5 @@
-//! Harness for the browser tests: real headless Chromium, driven over WebDriver, against the real
-//! server on a loopback port.
+//! Harness for the browser tests: real headless Chromium, driven over WebDriver. The server and
+//! the plain WebSocket "other users" are the ones every integration test uses (`tests/common`).
 //!
 //! Each test calls [`run`] with an async body. `run` takes a process-wide lock (the tests share two
 //! cores, and two Chromium instances per test are plenty), starts its own chromedriver on a free
@@ -25,12 +25,9 @@ use std::time::{Duration, Instant};
 
 use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 
 /// How long a wait polls before it gives up. Generous: CI machines are slow and shared, and a
 /// passing wait returns as soon as its condition holds, so the bound costs nothing when green.
@@ -531,146 +528,5 @@ impl Page {
             std::fs::create_dir_all(dir).expect("create the screenshot's directory");
         }
         std::fs::write(path, png).expect("write the screenshot");
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// The server, and a plain WebSocket client to act as "another user".
-
-/// The real server on a loopback port, running on the test's runtime.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl TestServer {
-    /// Starts the server on an ephemeral port.
-    pub async fn start() -> TestServer {
-        Self::start_with(wschat::Config::for_tests()).await
-    }
-
-    /// Starts the server with `config`. Binding the address of a server that just stopped can
-    /// fail for a moment while the old socket closes, so binding is retried until [`WAIT`].
-    pub async fn start_with(config: wschat::Config) -> TestServer {
-        let deadline = Instant::now() + WAIT;
-        let server = loop {
-            match wschat::Server::bind(config.clone()).await {
-                Ok(server) => break server,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("bind {} failed ({e}); retrying", config.addr);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("cannot bind {}: {e}", config.addr),
-            }
-        };
-        let addr = server.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        TestServer {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`, the page's address.
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Shuts the server down (every client is closed) and waits for it to finish.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match tokio::time::timeout(WAIT, &mut self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => panic!("server failed: {e}"),
-            Ok(Err(e)) => panic!("server task failed: {e}"),
-            Err(_) => panic!("server did not stop within {WAIT:?}"),
-        }
-    }
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A chat user speaking the protocol directly (no browser): fast and exact, for "another user
-/// keeps sending".
-pub struct Peer {
-    ws: Ws,
-    /// The welcome the server sent.
-    pub welcome: Value,
-}
-
-impl Peer {
-    pub async fn join(addr: SocketAddr, room: &str, name: &str) -> Peer {
-        let name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
-        let url = format!("ws://{addr}/ws?room={room}&name={name}");
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .unwrap_or_else(|e| panic!("{name} cannot connect: {e}"));
-        let mut peer = Peer {
-            ws,
-            welcome: Value::Null,
-        };
-        peer.welcome = peer.next_event().await;
-        assert_eq!(
-            peer.welcome["type"], "welcome",
-            "first event: {}",
-            peer.welcome
-        );
-        peer
-    }
-
-    /// Sends a chat message.
-    pub async fn say(&mut self, text: &str) {
-        let frame = json!({ "type": "message", "text": text }).to_string();
-        self.ws
-            .send(Message::text(frame))
-            .await
-            .expect("send a message");
-    }
-
-    /// Sends a typing event.
-    pub async fn typing(&mut self) {
-        let frame = json!({ "type": "typing" }).to_string();
-        self.ws
-            .send(Message::text(frame))
-            .await
-            .expect("send typing");
-    }
-
-    /// The next JSON event, skipping control frames; panics after [`WAIT`].
-    pub async fn next_event(&mut self) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("an event within the wait limit")
-                .expect("the connection is open")
-                .expect("a valid frame");
-            if let Message::Text(text) = frame {
-                return serde_json::from_str(text.as_str()).expect("JSON from the server");
-            }
-        }
-    }
-
-    /// Reads events until our own message with `text` comes back: from then on the server has
-    /// stored it in the room's history.
-    pub async fn wait_echo(&mut self, text: &str) {
-        loop {
-            let ev = self.next_event().await;
-            if ev["type"] == "message" && ev["text"] == text {
-                return;
-            }
-        }
-    }
-
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
     }
 }
