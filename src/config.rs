@@ -71,7 +71,9 @@ pub struct Config {
 
     /// Most connections from one IP address that have not upgraded yet (slowloris defence: a
     /// client trickling headers holds one of these for up to `--header-timeout`). 0 = no limit.
-    #[arg(long, default_value_t = 64)]
+    /// 256 is far above what a browser or a ramped load test has in flight, and a quarter of
+    /// `--max-http-connections`, so one address cannot take all of those.
+    #[arg(long, default_value_t = 256)]
     pub max_handshakes_per_ip: usize,
 
     /// Frames a chat connection may send per second, sustained: messages, typing, and control
