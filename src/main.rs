@@ -34,9 +34,18 @@ async fn main() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The exit status after a second signal cut the grace period short (128 + SIGINT, as shells
+/// report a process ended by Ctrl-C).
+const EXIT_INTERRUPTED: i32 = 130;
+
 /// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, and returns a future that resolves on
 /// the first of them. Not an `async fn`: its body would run, and install nothing, until first
 /// polled.
+///
+/// After the first signal the server closes every connection and waits up to
+/// `--shutdown-grace` for the close handshakes. A second signal in that time means "now": the
+/// process exits at once with status 130, whatever is still open (a client that never answers
+/// its close would otherwise hold the exit for the whole grace period).
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
@@ -48,10 +57,22 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                tracing::warn!("second signal: exiting without waiting for connections");
+                std::process::exit(EXIT_INTERRUPTED);
+            });
         })
     }
     #[cfg(not(unix))]
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(EXIT_INTERRUPTED);
+        });
     })
 }

@@ -44,3 +44,20 @@ async fn signals_with_no_clients_exit_0() {
         assert_eq!(server.exit_code().await, Some(0), "after {signal}");
     }
 }
+
+/// A second signal during the grace period exits at once (status 130), even with a client that
+/// never answers its close; one signal alone waits for it (up to `--shutdown-grace`).
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let mut server = Binary::start(&["--close-timeout", "60s", "--shutdown-grace", "60s"]);
+    // Reads its frames but will never answer the server's close.
+    let mut mute = RawClient::join(server.addr, "quiet", "mute").await;
+    server.sigterm();
+    assert_eq!(mute.close_code().await, Some(1001), "the first signal closes");
+    assert!(
+        server.child.try_wait().expect("try_wait").is_none(),
+        "one signal waits for the grace period"
+    );
+    server.signal("-INT");
+    assert_eq!(server.exit_code().await, Some(130), "exit code");
+}
