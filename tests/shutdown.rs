@@ -53,7 +53,11 @@ async fn a_second_signal_exits_at_once() {
     // Reads its frames but will never answer the server's close.
     let mut mute = RawClient::join(server.addr, "quiet", "mute").await;
     server.sigterm();
-    assert_eq!(mute.close_code().await, Some(1001), "the first signal closes");
+    assert_eq!(
+        mute.close_code().await,
+        Some(1001),
+        "the first signal closes"
+    );
     assert!(
         server.child.try_wait().expect("try_wait").is_none(),
         "one signal waits for the grace period"
