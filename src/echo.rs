@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::state::{Shared, SlotGuard};
-use crate::ws::conn::{self, Data, Dropped, Session};
+use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{Ending, OpCode, Outbox, WriteStats};
 
 pub async fn run<S>(io: S, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>)
@@ -22,7 +22,7 @@ where
     drop(already_read);
     tracing::debug!(conn = slot.id, "echo connection open");
     let mut echo = Echo { shared: &shared };
-    let ending = conn::serve(&mut ws, &mut echo, &shared.echo_limits, &shared.shutdown).await;
+    let ending = serve::serve(&mut ws, &mut echo, &shared.echo_limits, &shared.shutdown).await;
     tracing::debug!(conn = slot.id, ?ending, "echo connection closed");
     Box::pin(shared.finish_websocket(&mut ws, ending, &shared.echo_limits)).await;
 }

@@ -13,7 +13,7 @@ use super::params::Params;
 use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
 use super::room::Delivery;
 use crate::state::{Shared, SlotGuard};
-use crate::ws::conn::{self, Data, Dropped, Session};
+use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{close_code, Ending, Outbox, WriteStats};
 
 /// Serves one upgraded chat connection until it closes.
@@ -47,7 +47,7 @@ where
             events,
             last_typing: None,
         };
-        let ending = conn::serve(&mut ws, &mut chat, &shared.chat_limits, &shared.shutdown).await;
+        let ending = serve::serve(&mut ws, &mut chat, &shared.chat_limits, &shared.shutdown).await;
         // Leave the room before the close handshake, which may take seconds: the others should
         // see `leave` now, and the channel should not keep events for a receiver that is gone.
         tracing::debug!(conn = slot.id, room = %chat.membership.room().name(), nick = %chat.membership.nick(), ?ending, "chat connection closed");

@@ -1,0 +1,233 @@
+//! [`super::serve`] driven over scripted and in-memory sockets: pongs, the ping flood, the rate
+//! limit, timers and shutdown.
+
+use super::*;
+use crate::ws::frame::{FrameHeader, OpCode};
+use crate::ws::mask::apply_mask_naive;
+use crate::ws::reader::Limits;
+use tokio_test::io::Builder;
+
+const LIMITS: Limits = Limits {
+    max_message: 1024,
+    max_frame: 0,
+};
+
+fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mask = [1, 2, 3, 4];
+    let mut body = payload.to_vec();
+    apply_mask_naive(&mut body, mask, 0);
+    let mut out = Vec::new();
+    FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask: Some(mask),
+        payload_len: payload.len() as u64,
+    }
+    .encode(&mut out);
+    out.extend(body);
+    out
+}
+
+fn masked_close(code: u16) -> Vec<u8> {
+    masked(OpCode::Close, &code.to_be_bytes())
+}
+
+fn conn_limits() -> ConnLimits {
+    ConnLimits {
+        write_budget: 1024,
+        write_timeout: Duration::from_secs(10),
+        ping_interval: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(75),
+        close_timeout: Duration::from_secs(1),
+        rate: 0.0,
+        burst: 1.0,
+        strikes: 3,
+    }
+}
+
+/// Echoes text; counts what the connection layer tells it.
+#[derive(Default)]
+struct Echo {
+    rate_limited: usize,
+    dropped: Vec<Dropped>,
+}
+
+impl Session for Echo {
+    type Event = std::convert::Infallible;
+    fn next_event(&mut self) -> impl Future<Output = Self::Event> + Send {
+        std::future::pending()
+    }
+    fn on_data(&mut self, data: Data, out: &mut Outbox) -> Option<Ending> {
+        if let Data::Text(text) = data {
+            out.push(encode_frame(OpCode::Text, text.as_bytes()));
+        }
+        None
+    }
+    fn on_event(&mut self, event: Self::Event, _: &mut Outbox) -> Option<Ending> {
+        match event {}
+    }
+    fn on_rate_limited(&mut self, _: &mut Outbox) {
+        self.rate_limited += 1;
+    }
+    fn on_dropped(&mut self, why: Dropped) {
+        self.dropped.push(why);
+    }
+}
+
+#[tokio::test]
+async fn serve_echoes_and_answers_pings_then_returns_the_peers_close() {
+    let mut wire = masked(OpCode::Text, b"hi");
+    wire.extend(masked(OpCode::Ping, b"p"));
+    let mock = Builder::new()
+        .read(&wire)
+        .write(&encode_frame(OpCode::Text, b"hi"))
+        .write(&encode_frame(OpCode::Pong, b"p"))
+        .read(&masked_close(1000))
+        .build();
+    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let ending = serve(
+        &mut ws,
+        &mut Echo::default(),
+        &conn_limits(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(ending, Ending::PeerClosed(Some((1000, String::new()))));
+}
+
+/// A peer that pings as fast as it can and reads nothing: the socket fills, and from then on
+/// each ping replaces the one pong waiting, so the outbox holds at most one.
+#[tokio::test]
+async fn a_ping_flood_without_reading_holds_one_pong() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server_io) = tokio::io::duplex(256);
+    let server = tokio::spawn(async move {
+        let mut ws = WebSocket::new(server_io, &[], LIMITS, false);
+        let ending = serve(
+            &mut ws,
+            &mut Echo::default(),
+            &conn_limits(),
+            &CancellationToken::new(),
+        )
+        .await;
+        (ending, ws.writer.queued_bytes())
+    });
+    for i in 0..1000u16 {
+        client
+            .write_all(&masked(OpCode::Ping, &i.to_be_bytes()))
+            .await
+            .unwrap();
+    }
+    client.write_all(&masked_close(1000)).await.unwrap();
+    let (ending, queued) = server.await.unwrap();
+    assert!(matches!(ending, Ending::PeerClosed(_)));
+    let pong_len = encode_frame(OpCode::Pong, &[0, 0]).len();
+    assert!(queued <= pong_len, "{queued} bytes queued");
+    let mut written = Vec::new();
+    client.read_to_end(&mut written).await.unwrap();
+    let pongs = written.len() / pong_len;
+    assert!(pongs < 100, "{pongs} pongs for 1000 pings");
+}
+
+#[tokio::test]
+async fn control_frames_count_against_the_rate_limit() {
+    let limits = ConnLimits {
+        rate: 0.001,
+        burst: 2.0,
+        strikes: 3,
+        ..conn_limits()
+    };
+    let mut wire = Vec::new();
+    for _ in 0..10 {
+        wire.extend(masked(OpCode::Ping, b""));
+    }
+    // Two pings pass and are answered, the next three are refused: 1008.
+    let pong = encode_frame(OpCode::Pong, b"");
+    let mock = Builder::new().read(&wire).write(&pong).write(&pong).build();
+    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut echo = Echo::default();
+    let ending = serve(&mut ws, &mut echo, &limits, &CancellationToken::new()).await;
+    assert_eq!(
+        ending,
+        Ending::Close(close_code::POLICY_VIOLATION, "rate limit exceeded".into())
+    );
+    assert_eq!(echo.dropped, [Dropped::Flooding]);
+    assert_eq!(echo.rate_limited, 0, "control frames are refused silently");
+}
+
+#[tokio::test]
+async fn a_refused_data_message_is_reported_once_per_run() {
+    let limits = ConnLimits {
+        rate: 0.001,
+        burst: 1.0,
+        strikes: 100,
+        ..conn_limits()
+    };
+    let mut wire = Vec::new();
+    for _ in 0..5 {
+        wire.extend(masked(OpCode::Text, b"x"));
+    }
+    let mock = Builder::new()
+        .read(&wire)
+        .write(&encode_frame(OpCode::Text, b"x"))
+        .read(&masked_close(1000))
+        .build();
+    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut echo = Echo::default();
+    serve(&mut ws, &mut echo, &limits, &CancellationToken::new()).await;
+    assert_eq!(echo.rate_limited, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_peer_is_pinged_then_closed_as_idle() {
+    let limits = ConnLimits {
+        ping_interval: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(75),
+        ..conn_limits()
+    };
+    let mock = Builder::new()
+        .wait(Duration::from_secs(31))
+        .write(&encode_frame(OpCode::Ping, b"wschat"))
+        .wait(Duration::from_secs(60))
+        .build();
+    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut echo = Echo::default();
+    let ending = serve(&mut ws, &mut echo, &limits, &CancellationToken::new()).await;
+    assert_eq!(
+        ending,
+        Ending::Close(close_code::GOING_AWAY, "idle timeout".into())
+    );
+    assert_eq!(echo.dropped, [Dropped::Idle]);
+}
+
+#[tokio::test]
+async fn shutdown_ends_the_loop_with_1001() {
+    let mock = Builder::new().wait(Duration::from_secs(3600)).build();
+    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    let ending = serve(&mut ws, &mut Echo::default(), &conn_limits(), &shutdown).await;
+    assert_eq!(
+        ending,
+        Ending::Close(close_code::GOING_AWAY, "server shutting down".into())
+    );
+}
+
+#[test]
+fn token_bucket_allows_bursts_then_the_rate() {
+    let start = Instant::now();
+    let mut bucket = TokenBucket::new(5.0, start);
+    let passed = (0..20).filter(|_| bucket.take(start, 10.0, 5.0)).count();
+    assert_eq!(passed, 5, "the burst");
+    assert!(
+        !bucket.take(start + Duration::from_millis(50), 10.0, 5.0),
+        "half a token"
+    );
+    assert!(
+        bucket.take(start + Duration::from_millis(100), 10.0, 5.0),
+        "one token after 1/rate"
+    );
+    let mut unlimited = TokenBucket::new(1.0, start);
+    assert!((0..1000).all(|_| unlimited.take(start, 0.0, 1.0)));
+}
