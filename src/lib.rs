@@ -2,8 +2,9 @@
 //!
 //! Read it bottom-up: [`ws`] is the protocol (handshake, frames, masking, a connection's reader and
 //! writer) and knows nothing of chat; [`chat`] is the meaning (rooms, presence, history, the JSON
-//! protocol) and knows nothing of frame bytes beyond "encode this once"; [`server`] accepts TCP,
-//! speaks HTTP with hyper and hands upgraded connections to a chat or [`echo`] session.
+//! protocol) and knows nothing of frame bytes beyond "encode this once"; [`server`] accepts TCP
+//! (after [`admission`] says yes) and speaks HTTP with hyper; [`routes`] answers each request and
+//! hands upgraded connections to a chat or [`echo`] session.
 
 pub mod admission;
 pub mod assets;
@@ -11,6 +12,7 @@ pub mod chat;
 pub mod config;
 pub mod echo;
 pub mod metrics;
+pub mod routes;
 pub mod server;
 pub mod state;
 pub mod ws;

@@ -1,38 +1,23 @@
-//! Accepting connections, speaking HTTP with hyper, routing, upgrading to WebSocket, shutting
-//! down. What each endpoint means lives elsewhere: the chat in [`crate::chat`], the page in
-//! [`crate::assets`], who may connect at all in [`crate::admission`].
-//!
-//! The upgrade is done by hand, in three steps a reader can follow in [`upgrade`]:
-//! 1. validate the request ([`crate::ws::handshake`]) and answer `101 Switching Protocols` with
-//!    `Sec-WebSocket-Accept`;
-//! 2. once hyper has written the `101`, `hyper::upgrade::on` yields the connection;
-//! 3. downcast it back to the `TcpStream` and hand the stream, plus any bytes hyper had already
-//!    read past the request (a pipelined first frame), to the endpoint's session.
+//! Accepting connections, speaking HTTP with hyper, shutting down. What a request gets is
+//! [`crate::routes`]'s to decide; who may connect at all, [`crate::admission`]'s.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::admission::{self, HttpTicket};
-use crate::chat::Params;
-use crate::state::{Shared, SlotGuard};
-use crate::ws::handshake::{self, HandshakeError};
-use crate::{assets, chat, echo, Config};
+use crate::routes::{route, Listener};
+use crate::state::Shared;
+use crate::Config;
 
 /// Pending connections the kernel queues for us. tokio's `TcpListener::bind` uses 128, which
 /// overflows when thousands of clients connect at once (each overflow costs a client a
@@ -50,23 +35,6 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// At most one log line per this interval about failed accepts (with the count since the last).
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-type Body = Full<Bytes>;
-
-/// What an upgrade request asked for, decided once from its path and query.
-enum Endpoint {
-    Chat(Params),
-    Echo,
-}
-
-/// Which listener a connection came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Listener {
-    /// The page, the WebSocket endpoints, `/healthz`, and `/metrics` unless it has its own.
-    Main,
-    /// `--metrics-addr`: `/metrics` and `/healthz` only.
-    Metrics,
-}
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -187,7 +155,7 @@ async fn accept_loop(listener: TcpListener, kind: Listener, shared: Arc<Shared>)
             }
             Err(err) => {
                 failures_unlogged += 1;
-                if last_log.is_none_or_elapsed(ACCEPT_LOG_INTERVAL) {
+                if due(last_log, ACCEPT_LOG_INTERVAL) {
                     tracing::warn!(%err, failures = failures_unlogged, "accept failed");
                     failures_unlogged = 0;
                     last_log = Some(Instant::now());
@@ -221,17 +189,11 @@ async fn accept_loop(listener: TcpListener, kind: Listener, shared: Arc<Shared>)
     }
 }
 
-/// `Option<Instant>` as "when did this last happen": true if never, or at least `interval` ago.
-trait Elapsed {
-    fn is_none_or_elapsed(&self, interval: Duration) -> bool;
-}
-
-impl Elapsed for Option<Instant> {
-    fn is_none_or_elapsed(&self, interval: Duration) -> bool {
-        match self {
-            Some(last) => last.elapsed() >= interval,
-            None => true,
-        }
+/// Whether something last done at `last` (or never) may be done again after `interval`.
+fn due(last: Option<Instant>, interval: Duration) -> bool {
+    match last {
+        Some(last) => last.elapsed() >= interval,
+        None => true,
     }
 }
 
@@ -306,192 +268,4 @@ async fn serve_http(
         tracing::debug!(%peer, %err, "http connection ended with an error");
     }
     drop(ticket);
-}
-
-/// Routes one request. Every response, error or not, is built here or in [`upgrade`].
-fn route(
-    req: Request<Incoming>,
-    ip: IpAddr,
-    kind: Listener,
-    shared: &Arc<Shared>,
-) -> Response<Body> {
-    let config = &shared.config;
-    let path = req.uri().path();
-    let metrics_here = match kind {
-        Listener::Main => config.metrics_addr.is_none(),
-        Listener::Metrics => true,
-    };
-    let response = match path {
-        _ if !host_allowed(&req, &config.allowed_hosts) => {
-            closing(text(StatusCode::MISDIRECTED_REQUEST, "unknown host"))
-        }
-        "/ws" if kind == Listener::Main => upgrade(req, ip, shared),
-        "/echo" if kind == Listener::Main && config.echo => upgrade(req, ip, shared),
-        _ if req.method() != Method::GET && req.method() != Method::HEAD => {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            response
-        }
-        "/healthz" => text(StatusCode::OK, "ok"),
-        "/limits" if kind == Listener::Main => {
-            let mut response =
-                Response::new(Full::new(Bytes::from(chat::params::page_limits(config))));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        "/metrics" if metrics_here => {
-            shared.metrics.rooms.set(shared.hub.room_count() as i64);
-            let mut response = Response::new(Full::new(Bytes::from(shared.metrics.render())));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            response
-        }
-        _ if kind == Listener::Main => match assets::find(path) {
-            Some(asset) => assets::response(asset, req.headers().get(header::HOST)),
-            None => text(StatusCode::NOT_FOUND, "not found"),
-        },
-        _ => text(StatusCode::NOT_FOUND, "not found"),
-    };
-    shared
-        .metrics
-        .http_requests
-        .with_label_values(&[response.status().as_str()])
-        .inc();
-    response
-}
-
-/// `--allowed-host`: with a list, only requests whose `Host` is on it are served.
-fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
-        return true;
-    }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    host.is_some_and(|host| allowed.iter().any(|a| a.eq_ignore_ascii_case(host)))
-}
-
-/// Answers an upgrade request with `101` and starts its session, or refuses it.
-fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Response<Body> {
-    let (accept_key, endpoint, slot) = match accept_upgrade(&req, ip, shared) {
-        Ok(accepted) => accepted,
-        Err(error) => {
-            shared
-                .metrics
-                .handshake_failures
-                .with_label_values(&[error.reason()])
-                .inc();
-            tracing::debug!(reason = error.reason(), "upgrade refused");
-            let mut response = text(error.status(), error.reason());
-            if error == HandshakeError::UnsupportedVersion {
-                // Section 4.4: tell the client which versions we speak.
-                response
-                    .headers_mut()
-                    .insert("sec-websocket-version", HeaderValue::from_static("13"));
-            }
-            // A refused upgrade ends the connection: a client that was refused has nothing more
-            // to ask, and keeping its socket for the keep-alive timeout would cost a descriptor.
-            return closing(response);
-        }
-    };
-
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let shared = Arc::clone(shared);
-    let tasks = shared.tasks.clone();
-    tasks.spawn(async move {
-        let (stream, already_read) = match on_upgrade.await.map(into_tcp) {
-            Ok(Ok(upgraded)) => upgraded,
-            Ok(Err(_)) => {
-                // Only if hyper were handed something other than a `TcpStream`, which
-                // `serve_http` never does.
-                tracing::error!("upgraded connection is not a TcpStream");
-                return;
-            }
-            Err(err) => {
-                tracing::debug!(%err, "upgrade failed after 101");
-                return;
-            }
-        };
-        // The session gets a task of its own, sized for exactly its future: awaited here, it
-        // would also carry this task's own state (the arguments, the upgrade's result) for the
-        // life of the connection, and this task is most of what an idle connection costs.
-        let tasks = shared.tasks.clone();
-        match endpoint {
-            Endpoint::Chat(params) => tasks.spawn(chat::session::run(
-                stream,
-                already_read,
-                params,
-                slot,
-                shared,
-            )),
-            Endpoint::Echo => tasks.spawn(echo::run(stream, already_read, slot, shared)),
-        };
-    });
-
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header("sec-websocket-accept", accept_key)
-        .body(Full::new(Bytes::new()))
-        .expect("a valid response")
-}
-
-/// Takes the `TcpStream` back from hyper, with the bytes hyper read past the request (a
-/// pipelined first frame). Getting the stream back drops hyper's buffers and its boxed I/O.
-/// `read_buf` is a view into hyper's whole read buffer, so what it holds is copied out and the
-/// view dropped here: kept, it would pin that buffer for the life of the connection.
-fn into_tcp(upgraded: Upgraded) -> Result<(TcpStream, Vec<u8>), Upgraded> {
-    let parts = upgraded.downcast::<TokioIo<TcpStream>>()?;
-    Ok((parts.io.into_inner(), parts.read_buf.to_vec()))
-}
-
-/// Every check an upgrade must pass, in order: the RFC's rules, the origin, the endpoint's own
-/// parameters, and last the connection limit (so a malformed request hears what is wrong).
-/// Returns the accept key, the endpoint and the claimed slot.
-fn accept_upgrade(
-    req: &Request<Incoming>,
-    ip: IpAddr,
-    shared: &Arc<Shared>,
-) -> Result<(String, Endpoint, SlotGuard), HandshakeError> {
-    let accept_key = handshake::validate(req)?;
-    handshake::check_origin(req.headers(), &shared.config.allowed_origins)?;
-    let endpoint = match req.uri().path() {
-        "/ws" => {
-            let query = req.uri().query().unwrap_or("");
-            let params = Params::from_query(query, &shared.config, || shared.guest_name())
-                .map_err(HandshakeError::BadParameter)?;
-            Endpoint::Chat(params)
-        }
-        _ => Endpoint::Echo,
-    };
-    let slot = shared.claim_slot(ip).ok_or(HandshakeError::ServerFull)?;
-    Ok((accept_key, endpoint, slot))
-}
-
-/// Marks a response as the connection's last (hyper closes after writing it).
-fn closing(mut response: Response<Body>) -> Response<Body> {
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// A plain-text response (every error: one line saying what is wrong).
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
