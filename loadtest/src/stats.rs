@@ -13,6 +13,15 @@ use hdrhistogram::Histogram;
 
 use crate::schedule::Role;
 
+/// The shortest time a rate is divided by, seconds: a run stopped at once, or a phase that never
+/// ran, then reports rates near zero instead of infinity or NaN (which JSON cannot even carry).
+pub const SHORTEST_DIVISOR_SECS: f64 = 1e-3;
+
+/// `n` per second over `secs`, with `secs` floored at [`SHORTEST_DIVISOR_SECS`].
+pub fn per_sec(n: f64, secs: f64) -> f64 {
+    n / secs.max(SHORTEST_DIVISOR_SECS)
+}
+
 /// A histogram of microseconds from 1 µs to one hour at 3 significant digits (about 180 KB).
 pub fn micros_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
