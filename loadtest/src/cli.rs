@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::rooms::RoomSizes;
+
 /// A swarm of simulated WebSocket chat clients: how many a server holds, how many messages per
 /// second it delivers, how late they arrive (measured from the scheduled send time, so a stalled
 /// server shows up as latency) and whether any were lost.
@@ -36,12 +38,20 @@ pub struct Args {
     #[arg(long, default_value_t = 2000.0)]
     pub connect_rate: f64,
 
-    /// Rooms the clients are spread over, round-robin (client i joins room i mod K).
+    /// Rooms the clients are spread over, as `--room-sizes` says. Every room gets at least one
+    /// client, so at most `--clients`.
     #[arg(long, default_value_t = 1)]
     pub rooms: usize,
 
-    /// Clients that send (the first S clients, so they are spread over the rooms like the rest).
-    /// Every client, senders included, receives.
+    /// How clients are spread over the rooms: `uniform` (client i joins room i mod K, all rooms
+    /// the same size) or `zipf:S` (room r in proportion to 1/(r+1)^S: a few big rooms and a long
+    /// tail of small ones, as real chat is; S = 1.0 is the classic law). Senders are spread the
+    /// same way, in proportion to room size. The report adds the largest room's figures.
+    #[arg(long, default_value = "uniform", value_parser = RoomSizes::from_str)]
+    pub room_sizes: RoomSizes,
+
+    /// Clients that send (the first S clients, spread over the rooms like the rest, in
+    /// proportion to room size). Every client, senders included, receives.
     #[arg(long, default_value_t = 10)]
     pub senders: usize,
 

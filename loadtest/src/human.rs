@@ -75,9 +75,14 @@ impl Report {
             "loadtest {} · {} · run {}",
             self.protocol, self.url, self.run_id
         );
+        let sizes = if self.room_sizes.is_empty() || self.room_sizes == "uniform" {
+            String::new()
+        } else {
+            format!(" sized {}", self.room_sizes)
+        };
         let _ = writeln!(
             o,
-            "scenario    {} clients in {} room(s); {} senders, {} msg/s in total, {} B each, for {} s",
+            "scenario    {} clients in {} room(s){sizes}; {} senders, {} msg/s in total, {} B each, for {} s",
             thousands(self.clients_requested as u64),
             self.rooms,
             self.senders,
@@ -153,6 +158,19 @@ impl Report {
             percentiles_line(&self.latency_ms),
             thousands(self.latency_ms.samples)
         );
+        if let Some(room) = &self.largest_room {
+            let _ = writeln!(
+                o,
+                "largest     room {} ({} clients, {} senders): delivered {} of {} expected; lost {}; latency {}",
+                room.room,
+                thousands(room.clients as u64),
+                room.senders,
+                thousands(room.delivered),
+                thousands(room.expected),
+                thousands(room.lost),
+                percentiles_line(&room.latency_ms)
+            );
+        }
     }
 
     /// How connections ended, the slow readers' apart.

@@ -2,7 +2,7 @@
 //!
 //! Read it in the order a run goes:
 //! - what can be asked: [`cli`];
-//! - who sends what, when: [`schedule`] (pure arithmetic);
+//! - who is in which room: [`rooms`]; who sends what, when: [`schedule`] (pure arithmetic);
 //! - the run from flags to report: [`swarm`], which fixes the run-wide [`setup`] and resolves
 //!   each client's [`target`], starts the [`worker`] threads, and lets the [`coordinator`] walk
 //!   the [`phase`]s (Ctrl-C arrives through [`interrupt`]);
@@ -37,6 +37,7 @@ pub mod progress;
 pub mod receiver;
 pub mod report;
 pub mod resources;
+pub mod rooms;
 pub mod schedule;
 pub mod sender;
 pub mod setup;

@@ -32,6 +32,9 @@ pub struct Receiver<'a> {
     role: Role,
     /// This client's index (its sender id, if it sends).
     index: usize,
+    /// Whether it is a measured receiver of the largest room of several, whose latency is also
+    /// recorded apart.
+    in_largest_room: bool,
     /// Created at the first stamped message: the plan is fixed by then, since senders only
     /// send once the steady plan is published.
     account: Option<Account>,
@@ -59,10 +62,14 @@ impl<'a> Receiver<'a> {
         index: usize,
         phase: watch::Receiver<Phase>,
     ) -> Receiver<'a> {
+        let layout = &ctx.setup.plan.layout;
         Receiver {
             ctx,
             role,
             index,
+            in_largest_room: ctx.setup.plan.rooms > 1
+                && role.room == layout.largest()
+                && !role.slow,
             account: None,
             foreign: 0,
             lagged_notices: 0,
@@ -108,11 +115,15 @@ impl<'a> Receiver<'a> {
         let verdict = account.record(plan, stamp.sender as usize, stamp.seq);
         if verdict == Verdict::Fresh && !self.role.slow {
             let now = setup.now_us();
+            let latency = now.saturating_sub(stamp.due_us).max(1);
             let mut stats = self.ctx.stats.borrow_mut();
             stats.delivered += 1;
-            stats
-                .latency
-                .saturating_record(now.saturating_sub(stamp.due_us).max(1));
+            stats.latency.saturating_record(latency);
+            if self.in_largest_room {
+                if let Some(h) = &mut stats.largest_room_latency {
+                    h.saturating_record(latency);
+                }
+            }
             stats.last_delivery_us = now;
         }
     }

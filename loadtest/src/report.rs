@@ -115,6 +115,27 @@ pub struct SlowReaders {
     pub closed_by_server: u64,
 }
 
+/// One room's share of the counts: the measured receivers in it and what they got.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RoomFigures {
+    /// Its number (`<prefix>-<room>` in the chat protocol).
+    pub room: usize,
+    /// Clients in it, as planned.
+    pub clients: usize,
+    /// Senders in it.
+    pub senders: usize,
+    /// Measured receivers in it that connected.
+    pub receivers: u64,
+    /// Deliveries owed to them.
+    pub expected: u64,
+    /// Distinct messages they received.
+    pub delivered: u64,
+    /// `expected - delivered`.
+    pub lost: u64,
+    /// Latency of their deliveries.
+    pub latency_ms: Percentiles,
+}
+
 /// One second of the run (steady phase and drain).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TimelinePoint {
@@ -151,6 +172,8 @@ pub struct Report {
     pub connect_ms: Percentiles,
     /// `--rooms`.
     pub rooms: usize,
+    /// `--room-sizes`: `uniform` or `zipf:S`.
+    pub room_sizes: String,
     /// `--senders`.
     pub senders: usize,
     /// Senders that connected.
@@ -204,6 +227,10 @@ pub struct Report {
     pub close_codes: BTreeMap<String, u64>,
     /// Measured clients whose connection ended before the swarm closed it.
     pub closed_early: u64,
+    /// The largest room's own figures, with more than one room (`--room-sizes zipf:S` makes it
+    /// much larger than the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest_room: Option<RoomFigures>,
     /// `--slow-readers` figures, when there were any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_readers: Option<SlowReaders>,

@@ -23,6 +23,7 @@ use crate::proc;
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::resources::{server_resources, swarm_resources};
+use crate::rooms::Layout;
 use crate::schedule::Plan;
 use crate::setup::Setup;
 use crate::stats::ThreadStats;
@@ -74,6 +75,12 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         rate: if args.rate > 0.0 { args.rate } else { 1.0 },
         duration: args.duration,
         connect_rate: args.connect_rate,
+        layout: Arc::new(Layout::new(
+            args.clients,
+            args.rooms,
+            args.senders,
+            args.room_sizes,
+        )),
     };
     let epoch = Instant::now();
     let setup = Arc::new(Setup {

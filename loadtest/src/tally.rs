@@ -7,7 +7,7 @@
 
 use crate::cli::{Args, Protocol};
 use crate::coordinator::Times;
-use crate::report::{Percentiles, Report, SlowReaders};
+use crate::report::{Percentiles, Report, RoomFigures, SlowReaders};
 use crate::schedule::Plan;
 use crate::stats::{per_sec, ClientResult, ThreadStats, SHORTEST_DIVISOR_SECS};
 
@@ -52,6 +52,7 @@ pub fn summarize(
         url: args.url.clone(),
         clients_requested: args.clients,
         rooms: args.rooms,
+        room_sizes: args.room_sizes.to_string(),
         senders: args.senders,
         rate: args.rate,
         payload_bytes: args.payload,
@@ -86,6 +87,13 @@ pub fn summarize(
         }
     }
     let mut slow = SlowReaders::default();
+    let largest = plan.layout.largest();
+    let mut room = RoomFigures {
+        room: largest,
+        clients: plan.layout.size(largest),
+        senders: plan.senders_in_room(largest),
+        ..RoomFigures::default()
+    };
     for c in results.iter().filter(|c| c.connected) {
         r.clients_connected += 1;
         let own = if args.no_echo && c.role.sender {
@@ -109,6 +117,12 @@ pub fn summarize(
         r.expected += expected;
         r.delivered += c.delivered;
         r.lost += lost;
+        if c.role.room == largest {
+            room.receivers += 1;
+            room.expected += expected;
+            room.delivered += c.delivered;
+            room.lost += lost;
+        }
         r.lost_lagged += declared;
         r.lost_silent += lost - declared;
         r.lagged_notices += c.lagged_notices;
@@ -123,6 +137,10 @@ pub fn summarize(
         r.slow_readers = Some(slow);
     }
     r.latency_ms = Percentiles::from_micros(&merged.latency);
+    if let Some(h) = &merged.largest_room_latency {
+        room.latency_ms = Percentiles::from_micros(h);
+        r.largest_room = Some(room);
+    }
     let last = merged
         .last_delivery_us
         .saturating_sub(times.steady_start_us) as f64
