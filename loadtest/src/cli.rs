@@ -21,8 +21,11 @@ use crate::rooms::RoomSizes;
 pub struct Args {
     /// WebSocket URL of the server. With `--protocol chat` the swarm appends `room=` and `name=`
     /// to its query; with `--protocol raw` a `{room}` in the URL is replaced by the room number.
+    /// Give it more than once (`--url A --url B`) to spread the clients round-robin over several
+    /// servers (client i connects to URL i mod N); deliveries are counted per room across all
+    /// of them, so a room split over servers that do not share rooms shows up as loss.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    pub url: String,
+    pub url: Vec<String>,
 
     /// What the server speaks: `chat` is wschat's JSON protocol; `raw` is any server that relays
     /// every text frame verbatim to all its clients (the frame is the payload).
@@ -109,7 +112,11 @@ pub struct Args {
 
     /// Local source addresses to spread connections over, as a range `127.0.0.1-127.0.0.8` or a
     /// list `127.0.0.1,127.0.0.2`. One source address has about 28,000 ephemeral ports; each
-    /// extra address adds as many.
+    /// extra address adds as many, and a server's per-IP connection cap applies to each apart.
+    /// Default: when every --url is an IPv4 loopback address, 127.0.0.1 and as many more of
+    /// 127/8 as the clients need at 250 per address (10,000 clients: 127.0.0.1-127.0.0.40;
+    /// Linux routes all of 127/8 to lo), so a server capping connections per IP (about 1,000)
+    /// still takes every client; otherwise the kernel's choice.
     #[arg(long, value_parser = SourceAddrs::from_str)]
     pub source_addrs: Option<SourceAddrs>,
 
@@ -231,17 +238,21 @@ impl Args {
         {
             return Err("--max-loss and --max-connect-errors are fractions between 0 and 1".into());
         }
-        if !self.url.starts_with("ws://") {
-            return Err(format!(
-                "--url must start with ws:// (got {:?}); TLS is not supported",
-                self.url
-            ));
+        if self.url.is_empty() {
+            return Err("--url is empty".into());
         }
-        if self.protocol == Protocol::Raw && self.rooms > 1 && !self.url.contains("{room}") {
-            return Err(
-                "--protocol raw relays to every client of the URL: with --rooms > 1 put `{room}` in --url"
-                    .into(),
-            );
+        for url in &self.url {
+            if !url.starts_with("ws://") {
+                return Err(format!(
+                    "--url must start with ws:// (got {url:?}); TLS is not supported"
+                ));
+            }
+            if self.protocol == Protocol::Raw && self.rooms > 1 && !url.contains("{room}") {
+                return Err(
+                    "--protocol raw relays to every client of the URL: with --rooms > 1 put `{room}` in --url"
+                        .into(),
+                );
+            }
         }
         if let Some(SourceAddrs(ips)) = &self.source_addrs {
             if ips.is_empty() {

@@ -108,6 +108,21 @@ impl Report {
             },
             percentiles_line(&self.connect_ms)
         );
+        if self.source_addrs > 1 {
+            let _ = writeln!(o, "            from {} source addresses", self.source_addrs);
+        }
+        if !self.urls.is_empty() {
+            let _ = writeln!(
+                o,
+                "servers     {} URLs, clients round-robin: {}",
+                self.urls.len(),
+                self.urls
+                    .iter()
+                    .map(|u| format!("{} {}", u.url, thousands(u.clients_connected)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
 
     /// What was sent, what arrived, how fast and how late.

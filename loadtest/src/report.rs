@@ -115,6 +115,15 @@ pub struct SlowReaders {
     pub closed_by_server: u64,
 }
 
+/// One server's share of the clients, with several `--url`s.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UrlShare {
+    /// The URL as given.
+    pub url: String,
+    /// Clients that connected to it.
+    pub clients_connected: u64,
+}
+
 /// One room's share of the counts: the measured receivers in it and what they got.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RoomFigures {
@@ -154,8 +163,13 @@ pub struct TimelinePoint {
 pub struct Report {
     /// `chat` or `raw`.
     pub protocol: String,
-    /// The URL tested.
+    /// The URL tested (several: separated by `, `).
     pub url: String,
+    /// With several `--url`s, how many clients connected to each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<UrlShare>,
+    /// Local source addresses the connections were spread over (0 = the kernel's choice).
+    pub source_addrs: usize,
     /// This run's id (in every stamp, and in the default room names).
     pub run_id: String,
     /// `--clients`.

@@ -55,8 +55,11 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         .room_prefix
         .clone()
         .unwrap_or_else(|| format!("lt-{run:08x}"));
-    let targets = Targets::resolve(std::slice::from_ref(&args.url), args.protocol, room_prefix)?;
-    let source_addrs = args.source_addrs.clone().map(|s| s.0).unwrap_or_default();
+    let targets = Targets::resolve(&args.url, args.protocol, room_prefix)?;
+    let source_addrs = match &args.source_addrs {
+        Some(given) => given.0.clone(),
+        None => limits::default_source_addrs(args.clients, &targets.addrs()),
+    };
     let preflight = limits::preflight(args.clients, source_addrs.len());
     let server_idle = match args.server_pid {
         Some(pid) => Some(
@@ -138,6 +141,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         warnings.push("interrupted: the run was stopped early, figures cover what ran".into());
     }
     let mut report = summarize(args, &plan, &merged, &results, &times, warnings);
+    report.source_addrs = setup.source_addrs.len();
     report.run_id = format!("{run:08x}");
     report.timeline = std::mem::take(&mut c.timeline);
     if let (Some(pid), Some(idle)) = (args.server_pid, server_idle) {

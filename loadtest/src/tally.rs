@@ -7,7 +7,7 @@
 
 use crate::cli::{Args, Protocol};
 use crate::coordinator::Times;
-use crate::report::{Percentiles, Report, RoomFigures, SlowReaders};
+use crate::report::{Percentiles, Report, RoomFigures, SlowReaders, UrlShare};
 use crate::schedule::Plan;
 use crate::stats::{per_sec, ClientResult, ThreadStats, SHORTEST_DIVISOR_SECS};
 
@@ -49,7 +49,7 @@ pub fn summarize(
             Protocol::Chat => "chat".into(),
             Protocol::Raw => "raw".into(),
         },
-        url: args.url.clone(),
+        url: args.url.join(", "),
         clients_requested: args.clients,
         rooms: args.rooms,
         room_sizes: args.room_sizes.to_string(),
@@ -86,6 +86,16 @@ pub fn summarize(
             r.refusal_notices += n;
         }
     }
+    if args.url.len() > 1 {
+        r.urls = args
+            .url
+            .iter()
+            .map(|url| UrlShare {
+                url: url.clone(),
+                clients_connected: 0,
+            })
+            .collect();
+    }
     let mut slow = SlowReaders::default();
     let largest = plan.layout.largest();
     let mut room = RoomFigures {
@@ -96,6 +106,11 @@ pub fn summarize(
     };
     for c in results.iter().filter(|c| c.connected) {
         r.clients_connected += 1;
+        if !r.urls.is_empty() {
+            // Client i connected to URL i mod N (see `Targets::server_of`).
+            let n = r.urls.len();
+            r.urls[c.index % n].clients_connected += 1;
+        }
         let own = if args.no_echo && c.role.sender {
             accepted_of[c.index]
         } else {

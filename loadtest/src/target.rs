@@ -53,6 +53,11 @@ impl Targets {
         })
     }
 
+    /// Every server's address, in order.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|s| s.addr).collect()
+    }
+
     /// The server client `i` connects to (round-robin).
     pub fn server_of(&self, i: usize) -> &Server {
         &self.servers[i % self.servers.len()]
