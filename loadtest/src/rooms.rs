@@ -66,6 +66,8 @@ pub struct Layout {
     senders_in: Vec<Vec<u32>>,
     /// Position of each sender among its room's senders.
     slot_of: Vec<u32>,
+    /// The room with the most clients (the first of them, if several are as large).
+    largest: usize,
 }
 
 impl Layout {
@@ -96,11 +98,13 @@ impl Layout {
             slot_of.push(list.len() as u32);
             list.push(k as u32);
         }
+        let max = room_sizes.iter().max().copied().unwrap_or(0);
         Layout {
             room_of,
             sizes: room_sizes.iter().map(|&n| n as u32).collect(),
             senders_in,
             slot_of,
+            largest: room_sizes.iter().position(|&n| n == max).unwrap_or(0),
         }
     }
 
@@ -116,8 +120,7 @@ impl Layout {
 
     /// The room with the most clients (the first of them, if several are as large).
     pub fn largest(&self) -> usize {
-        let max = self.sizes.iter().max().copied().unwrap_or(0);
-        self.sizes.iter().position(|&n| n == max).unwrap_or(0)
+        self.largest
     }
 
     /// Senders in room `r`.
