@@ -104,6 +104,7 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rooms::{Layout, RoomSizes};
     use std::time::Duration;
 
     fn plan() -> Plan {
@@ -115,6 +116,7 @@ mod tests {
             rate: 40.0,
             duration: Duration::from_secs(1),
             connect_rate: 0.0,
+            layout: Layout::new(10, 2, 4, RoomSizes::Uniform).into(),
         }
     }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::rooms::RoomSizes;
+
 /// A swarm of simulated WebSocket chat clients: how many a server holds, how many messages per
 /// second it delivers, how late they arrive (measured from the scheduled send time, so a stalled
 /// server shows up as latency) and whether any were lost.
@@ -19,8 +21,11 @@ use clap::{Parser, ValueEnum};
 pub struct Args {
     /// WebSocket URL of the server. With `--protocol chat` the swarm appends `room=` and `name=`
     /// to its query; with `--protocol raw` a `{room}` in the URL is replaced by the room number.
+    /// Give it more than once (`--url A --url B`) to spread the clients round-robin over several
+    /// servers (client i connects to URL i mod N); deliveries are counted per room across all
+    /// of them, so a room split over servers that do not share rooms shows up as loss.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    pub url: String,
+    pub url: Vec<String>,
 
     /// What the server speaks: `chat` is wschat's JSON protocol; `raw` is any server that relays
     /// every text frame verbatim to all its clients (the frame is the payload).
@@ -36,12 +41,20 @@ pub struct Args {
     #[arg(long, default_value_t = 2000.0)]
     pub connect_rate: f64,
 
-    /// Rooms the clients are spread over, round-robin (client i joins room i mod K).
+    /// Rooms the clients are spread over, as `--room-sizes` says. Every room gets at least one
+    /// client, so at most `--clients`.
     #[arg(long, default_value_t = 1)]
     pub rooms: usize,
 
-    /// Clients that send (the first S clients, so they are spread over the rooms like the rest).
-    /// Every client, senders included, receives.
+    /// How clients are spread over the rooms: `uniform` (client i joins room i mod K, all rooms
+    /// the same size) or `zipf:S` (room r in proportion to 1/(r+1)^S: a few big rooms and a long
+    /// tail of small ones, as real chat is; S = 1.0 is the classic law). Senders are spread the
+    /// same way, in proportion to room size. The report adds the largest room's figures.
+    #[arg(long, default_value = "uniform", value_parser = RoomSizes::from_str)]
+    pub room_sizes: RoomSizes,
+
+    /// Clients that send (the first S clients, spread over the rooms like the rest, in
+    /// proportion to room size). Every client, senders included, receives.
     #[arg(long, default_value_t = 10)]
     pub senders: usize,
 
@@ -99,7 +112,11 @@ pub struct Args {
 
     /// Local source addresses to spread connections over, as a range `127.0.0.1-127.0.0.8` or a
     /// list `127.0.0.1,127.0.0.2`. One source address has about 28,000 ephemeral ports; each
-    /// extra address adds as many.
+    /// extra address adds as many, and a server's per-IP connection cap applies to each apart.
+    /// Default: when every --url is an IPv4 loopback address, 127.0.0.1 and as many more of
+    /// 127/8 as the clients need at 250 per address (10,000 clients: 127.0.0.1-127.0.0.40;
+    /// Linux routes all of 127/8 to lo), so a server capping connections per IP (about 1,000)
+    /// still takes every client; otherwise the kernel's choice.
     #[arg(long, value_parser = SourceAddrs::from_str)]
     pub source_addrs: Option<SourceAddrs>,
 
@@ -221,17 +238,21 @@ impl Args {
         {
             return Err("--max-loss and --max-connect-errors are fractions between 0 and 1".into());
         }
-        if !self.url.starts_with("ws://") {
-            return Err(format!(
-                "--url must start with ws:// (got {:?}); TLS is not supported",
-                self.url
-            ));
+        if self.url.is_empty() {
+            return Err("--url is empty".into());
         }
-        if self.protocol == Protocol::Raw && self.rooms > 1 && !self.url.contains("{room}") {
-            return Err(
-                "--protocol raw relays to every client of the URL: with --rooms > 1 put `{room}` in --url"
-                    .into(),
-            );
+        for url in &self.url {
+            if !url.starts_with("ws://") {
+                return Err(format!(
+                    "--url must start with ws:// (got {url:?}); TLS is not supported"
+                ));
+            }
+            if self.protocol == Protocol::Raw && self.rooms > 1 && !url.contains("{room}") {
+                return Err(
+                    "--protocol raw relays to every client of the URL: with --rooms > 1 put `{room}` in --url"
+                        .into(),
+                );
+            }
         }
         if let Some(SourceAddrs(ips)) = &self.source_addrs {
             if ips.is_empty() {

@@ -10,9 +10,37 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Descriptors the swarm needs beyond one per client (runtime, stdio, /proc reads, output).
 const SPARE_FILES: u64 = 64;
+
+/// Connections per source address the swarm aims at by default against a loopback server: a
+/// quarter of the per-IP connection cap a server is expected to keep (wschat's
+/// `--max-connections-per-ip`, about 1,000), so a run stays under it with room for a second
+/// swarm, and a hundredth of an address's ~28,000 ephemeral ports. Fewer per address would only
+/// spread the same connections thinner; more would meet the cap sooner.
+pub const CONNECTIONS_PER_SOURCE: usize = 250;
+
+/// The source addresses used when `--source-addrs` is not given. Against servers that are all
+/// on IPv4 loopback: `127.0.0.1` and the next addresses of `127/8`, as many as `clients` need at
+/// [`CONNECTIONS_PER_SOURCE`] each (Linux routes all of `127.0.0.0/8` to `lo`, so any of them
+/// reaches the server). Empty, so the kernel chooses, when one address is enough, and for any
+/// other server: only loopback is known to accept every local address (IPv6 has just `::1`).
+pub fn default_source_addrs(clients: usize, servers: &[SocketAddr]) -> Vec<IpAddr> {
+    let loopback_v4 = servers
+        .iter()
+        .all(|s| matches!(s.ip(), IpAddr::V4(ip) if ip.is_loopback()));
+    let needed = clients.div_ceil(CONNECTIONS_PER_SOURCE);
+    if servers.is_empty() || !loopback_v4 || needed <= 1 {
+        return Vec::new();
+    }
+    // 127.0.0.1 onwards; at most the 2^24 - 2 addresses of 127/8 (never reached in practice).
+    let first = u32::from(Ipv4Addr::new(127, 0, 0, 1));
+    (0..needed.min((1 << 24) - 2) as u32)
+        .map(|n| IpAddr::V4(Ipv4Addr::from(first + n)))
+        .collect()
+}
 
 /// What was found and done about the limits before the run.
 #[derive(Clone, Debug, Default)]
@@ -109,6 +137,22 @@ mod tests {
         assert!(p.ports_per_addr > 1000);
         let big = preflight(10_000_000, 1);
         assert_eq!(big.warnings.len(), 2, "{big:?}");
+    }
+
+    #[test]
+    fn loopback_servers_get_enough_source_addresses() {
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(default_source_addrs(250, &[local]).is_empty());
+        let addrs = default_source_addrs(10_000, &[local]);
+        assert_eq!(addrs.len(), 40);
+        assert_eq!(addrs[0], IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(addrs[39], IpAddr::from([127, 0, 0, 40]));
+        let many = default_source_addrs(100_000, &[local, "127.0.0.2:9".parse().unwrap()]);
+        assert_eq!(many.len(), 400);
+        assert_eq!(many[399], IpAddr::from([127, 0, 1, 144]));
+        // Not every server on loopback, or IPv6: the kernel chooses.
+        assert!(default_source_addrs(10_000, &[local, "10.0.0.1:80".parse().unwrap()]).is_empty());
+        assert!(default_source_addrs(10_000, &["[::1]:80".parse().unwrap()]).is_empty());
     }
 
     #[test]

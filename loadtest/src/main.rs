@@ -2,13 +2,13 @@
 //! connect errors beyond the thresholds) or 2 (the run could not start).
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
     let args = loadtest::Args::parse();
-    install_interrupt_handler();
+    // Ctrl-C stops the run early but still prints the report of what ran; a second one kills.
+    loadtest::interrupt::install();
     match loadtest::run(&args) {
         Ok(outcome) => {
             print!("{}", outcome.report.human());
@@ -22,19 +22,5 @@ fn main() -> ExitCode {
             eprintln!("loadtest: {message}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Ctrl-C stops the run early but still prints the report of what ran; a second Ctrl-C kills.
-fn install_interrupt_handler() {
-    extern "C" fn on_sigint(_: libc::c_int) {
-        if loadtest::swarm::INTERRUPTED.swap(true, Ordering::Relaxed) {
-            // SAFETY: _exit is async-signal-safe.
-            unsafe { libc::_exit(130) };
-        }
-    }
-    // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }
 }

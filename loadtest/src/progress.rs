@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::thousands;
+use crate::human::thousands;
 
 /// The progress line.
 pub struct Progress {

@@ -1,5 +1,5 @@
-//! The figures of a run: computed once from the merged results, printed for people and written
-//! as JSON for scripts.
+//! The figures of a run: computed once from the merged results, written as JSON for scripts
+//! (this file) and printed for people ([`human`](crate::human)).
 //!
 //! The JSON keys named in issue 3 are stable (scripts and CI read them); others may be added but
 //! not renamed. Every count is exact: `expected` is the sum over measured receivers of what the
@@ -7,7 +7,6 @@
 //! latency histogram holds one sample per delivered message.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -116,6 +115,36 @@ pub struct SlowReaders {
     pub closed_by_server: u64,
 }
 
+/// One server's share of the clients, with several `--url`s.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UrlShare {
+    /// The URL as given.
+    pub url: String,
+    /// Clients that connected to it.
+    pub clients_connected: u64,
+}
+
+/// One room's share of the counts: the measured receivers in it and what they got.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RoomFigures {
+    /// Its number (`<prefix>-<room>` in the chat protocol).
+    pub room: usize,
+    /// Clients in it, as planned.
+    pub clients: usize,
+    /// Senders in it.
+    pub senders: usize,
+    /// Measured receivers in it that connected.
+    pub receivers: u64,
+    /// Deliveries owed to them.
+    pub expected: u64,
+    /// Distinct messages they received.
+    pub delivered: u64,
+    /// `expected - delivered`.
+    pub lost: u64,
+    /// Latency of their deliveries.
+    pub latency_ms: Percentiles,
+}
+
 /// One second of the run (steady phase and drain).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TimelinePoint {
@@ -134,8 +163,13 @@ pub struct TimelinePoint {
 pub struct Report {
     /// `chat` or `raw`.
     pub protocol: String,
-    /// The URL tested.
+    /// The URL tested (several: separated by `, `).
     pub url: String,
+    /// With several `--url`s, how many clients connected to each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<UrlShare>,
+    /// Local source addresses the connections were spread over (0 = the kernel's choice).
+    pub source_addrs: usize,
     /// This run's id (in every stamp, and in the default room names).
     pub run_id: String,
     /// `--clients`.
@@ -152,6 +186,8 @@ pub struct Report {
     pub connect_ms: Percentiles,
     /// `--rooms`.
     pub rooms: usize,
+    /// `--room-sizes`: `uniform` or `zipf:S`.
+    pub room_sizes: String,
     /// `--senders`.
     pub senders: usize,
     /// Senders that connected.
@@ -205,6 +241,10 @@ pub struct Report {
     pub close_codes: BTreeMap<String, u64>,
     /// Measured clients whose connection ended before the swarm closed it.
     pub closed_early: u64,
+    /// The largest room's own figures, with more than one room (`--room-sizes zipf:S` makes it
+    /// much larger than the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest_room: Option<RoomFigures>,
     /// `--slow-readers` figures, when there were any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_readers: Option<SlowReaders>,
@@ -223,213 +263,9 @@ pub struct Report {
     pub failures: Vec<String>,
 }
 
-/// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn bytes(n: f64) -> String {
-    if n.abs() >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", n / (1024.0 * 1024.0))
-    } else if n.abs() >= 1024.0 {
-        format!("{:.1} KiB", n / 1024.0)
-    } else {
-        format!("{n:.0} B")
-    }
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-fn percentiles_line(p: &Percentiles) -> String {
-    format!(
-        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {} ms",
-        ms(p.p50),
-        ms(p.p90),
-        ms(p.p99),
-        ms(p.p999),
-        ms(p.max)
-    )
-}
-
-impl Report {
-    /// The report for people: one line per concern, the figure first.
-    pub fn human(&self) -> String {
-        let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "loadtest {} · {} · run {}",
-            self.protocol, self.url, self.run_id
-        );
-        let _ = writeln!(
-            o,
-            "scenario    {} clients in {} room(s); {} senders, {} msg/s in total, {} B each, for {} s",
-            thousands(self.clients_requested as u64),
-            self.rooms,
-            self.senders,
-            self.rate,
-            self.payload_bytes,
-            self.duration_secs
-        );
-        let _ = writeln!(
-            o,
-            "connect     {} of {} connected in {:.2} s, {} errors{}; handshake {}",
-            thousands(self.clients_connected as u64),
-            thousands(self.clients_requested as u64),
-            self.connect_secs,
-            thousands(self.connect_errors),
-            if self.connect_error_kinds.is_empty() {
-                String::new()
-            } else {
-                format!(" {:?}", self.connect_error_kinds)
-            },
-            percentiles_line(&self.connect_ms)
-        );
-        let _ = writeln!(
-            o,
-            "sent        {} of {} scheduled ({:.1}/s){}",
-            thousands(self.sent),
-            thousands(self.scheduled),
-            self.sends_per_sec,
-            if self.refused > 0 {
-                format!(
-                    ", {} refused by the server {:?}",
-                    thousands(self.refused),
-                    self.refused_codes
-                )
-            } else {
-                String::new()
-            }
-        );
-        let _ = writeln!(
-            o,
-            "delivered   {} of {} expected; lost {} ({} declared lagged, {} silent); duplicates {}; out of order {}",
-            thousands(self.delivered),
-            thousands(self.expected),
-            thousands(self.lost),
-            thousands(self.lost_lagged),
-            thousands(self.lost_silent),
-            thousands(self.duplicates),
-            thousands(self.out_of_order)
-        );
-        if self.unexpected + self.foreign > 0 {
-            let _ = writeln!(
-                o,
-                "            also {} unexpected and {} foreign stamped messages",
-                self.unexpected, self.foreign
-            );
-        }
-        let _ = writeln!(
-            o,
-            "throughput  {} deliveries/s over {:.2} s",
-            thousands(self.deliveries_per_sec.round() as u64),
-            self.throughput_window_secs
-        );
-        let _ = writeln!(
-            o,
-            "latency     {}  (from the scheduled send time; {} samples)",
-            percentiles_line(&self.latency_ms),
-            thousands(self.latency_ms.samples)
-        );
-        let _ = writeln!(
-            o,
-            "closes      {}{}",
-            self.close_codes
-                .iter()
-                .map(|(k, v)| format!("{k} × {}", thousands(*v)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if self.closed_early > 0 {
-                format!("; {} measured clients closed early", self.closed_early)
-            } else {
-                String::new()
-            }
-        );
-        if let Some(s) = &self.slow_readers {
-            let _ = writeln!(
-                o,
-                "slow        {} slow readers got {} of {} expected; {} lagged notices ({} skipped); {} closed by the server {:?}",
-                s.clients,
-                thousands(s.delivered),
-                thousands(s.expected),
-                s.lagged_notices,
-                thousands(s.lagged_missed),
-                s.closed_by_server,
-                s.close_codes
-            );
-        }
-        if let Some(s) = &self.server {
-            let _ = writeln!(
-                o,
-                "server      pid {}: rss idle {}, connected {} ({} per connection), peak {}",
-                s.pid,
-                bytes(s.rss_idle_bytes as f64),
-                bytes(s.rss_connected_bytes as f64),
-                bytes(s.bytes_per_connection),
-                bytes(s.rss_peak_bytes as f64)
-            );
-            let _ = writeln!(
-                o,
-                "            cpu {:.2} s in steady+drain ({:.0}% of a core, waited for a CPU {:.0}% of the time), {:.2} s connecting; {} deliveries per CPU-second",
-                s.cpu_seconds,
-                s.cpu_utilization * 100.0,
-                s.cpu_wait_fraction * 100.0,
-                s.cpu_seconds_connect,
-                thousands(s.deliveries_per_cpu_second.round() as u64)
-            );
-        }
-        let w = &self.swarm;
-        let _ = writeln!(
-            o,
-            "swarm       {} thread(s), cpu {:.2} s (busiest thread {:.0}% busy), {} deliveries per CPU-second; \
-             rss {} ({} per client); send lag p99 {} ms, max {} ms",
-            w.threads,
-            w.cpu_seconds,
-            w.busiest_thread_utilization * 100.0,
-            thousands(w.deliveries_per_cpu_second.round() as u64),
-            bytes(w.rss_bytes as f64),
-            bytes(w.bytes_per_client),
-            ms(w.send_lag_ms.p99),
-            ms(w.send_lag_ms.max)
-        );
-        for line in &self.warnings {
-            let _ = writeln!(o, "warning     {line}");
-        }
-        if self.passed {
-            let _ = writeln!(o, "result      PASS");
-        } else {
-            let _ = writeln!(o, "result      FAIL: {}", self.failures.join("; "));
-        }
-        o
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-    }
 
     #[test]
     fn json_has_the_stable_keys() {

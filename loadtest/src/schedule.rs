@@ -1,8 +1,9 @@
 //! Who does what, and when: pure arithmetic, no I/O, no clock.
 //!
-//! Every decision here is a function of the client index, so any thread can answer "which room is
-//! client 17 in", "how many messages will sender 3 send" or "when is its 40th due" without a
-//! table or a lock, and a receiver can size its accounting before the first message arrives.
+//! Every decision here is a function of the client index (and of the room [`Layout`], a table
+//! fixed before the threads start), so any thread can answer "which room is client 17 in", "how
+//! many messages will sender 3 send" or "when is its 40th due" without a lock, and a receiver can
+//! size its accounting before the first message arrives.
 //!
 //! The send schedule is fixed in advance (the open-loop model of wrk2): message `n` of the whole
 //! run is due at `n / rate` seconds into the steady phase and belongs to sender `n mod S`. A
@@ -10,14 +11,17 @@
 //! from the due time, so a server that stalls shows up as latency instead of as fewer samples
 //! (the "coordinated omission" of a closed-loop generator that waits for each reply).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::rooms::Layout;
 
 /// The fixed roles and schedules of one run.
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// Connections in the run.
     pub clients: usize,
-    /// Rooms; client `i` is in room `i mod rooms`.
+    /// Rooms.
     pub rooms: usize,
     /// Clients `0..senders` send.
     pub senders: usize,
@@ -29,6 +33,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Connections opened per second (0 = all at once).
     pub connect_rate: f64,
+    /// Who is in which room, built from `clients`, `rooms`, `senders` and `--room-sizes`.
+    pub layout: Arc<Layout>,
 }
 
 /// What one client does.
@@ -46,7 +52,7 @@ impl Plan {
     /// The role of client `i`.
     pub fn role(&self, i: usize) -> Role {
         Role {
-            room: i % self.rooms,
+            room: self.layout.room_of(i),
             sender: i < self.senders,
             slow: i >= self.clients - self.slow_readers,
         }
@@ -86,30 +92,27 @@ impl Plan {
         (n as f64 * 1e6 / self.rate).round() as u64
     }
 
-    /// Senders in room `r`: the `k < S` with `k mod rooms == r`.
+    /// Senders in room `r`.
     pub fn senders_in_room(&self, r: usize) -> usize {
-        if r >= self.senders {
-            0
-        } else {
-            (self.senders - r).div_ceil(self.rooms)
-        }
+        self.layout.senders_in_room(r)
     }
 
-    /// The position of sender `k` among its room's senders (`k div rooms`), so a receiver keeps
-    /// a dense vector indexed by it.
+    /// The position of sender `k` among its room's senders, so a receiver keeps a dense vector
+    /// indexed by it.
     pub fn slot_of(&self, k: usize) -> usize {
-        k / self.rooms
+        self.layout.slot_of(k)
     }
 
     /// The sender at position `slot` of room `r`.
     pub fn sender_at(&self, r: usize, slot: usize) -> usize {
-        slot * self.rooms + r
+        self.layout.sender_at(r, slot)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rooms::RoomSizes;
 
     fn plan(clients: usize, rooms: usize, senders: usize, rate: f64, secs: f64) -> Plan {
         Plan {
@@ -120,6 +123,7 @@ mod tests {
             rate,
             duration: Duration::from_secs_f64(secs),
             connect_rate: 100.0,
+            layout: Layout::new(clients, rooms, senders, RoomSizes::Uniform).into(),
         }
     }
 

@@ -13,6 +13,15 @@ use hdrhistogram::Histogram;
 
 use crate::schedule::Role;
 
+/// The shortest time a rate is divided by, seconds: a run stopped at once, or a phase that never
+/// ran, then reports rates near zero instead of infinity or NaN (which JSON cannot even carry).
+pub const SHORTEST_DIVISOR_SECS: f64 = 1e-3;
+
+/// `n` per second over `secs`, with `secs` floored at [`SHORTEST_DIVISOR_SECS`].
+pub fn per_sec(n: f64, secs: f64) -> f64 {
+    n / secs.max(SHORTEST_DIVISOR_SECS)
+}
+
 /// A histogram of microseconds from 1 µs to one hour at 3 significant digits (about 180 KB).
 pub fn micros_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
@@ -23,6 +32,9 @@ pub fn micros_histogram() -> Histogram<u64> {
 pub struct ThreadStats {
     /// Latency of every first arrival at a measured receiver, in µs from the scheduled send time.
     pub latency: Histogram<u64>,
+    /// The same for the receivers of the largest room; `None` with one room (it would be a
+    /// copy of `latency`, recorded twice per delivery).
+    pub largest_room_latency: Option<Histogram<u64>>,
     /// How late senders were against their schedule, in µs: the swarm's own delay.
     pub send_lag: Histogram<u64>,
     /// TCP connect plus WebSocket handshake, in µs.
@@ -54,6 +66,7 @@ impl ThreadStats {
     pub fn new(rooms: usize) -> ThreadStats {
         ThreadStats {
             latency: micros_histogram(),
+            largest_room_latency: (rooms > 1).then(micros_histogram),
             send_lag: micros_histogram(),
             connect_time: micros_histogram(),
             sent: 0,
@@ -72,6 +85,11 @@ impl ThreadStats {
     pub fn merge(&mut self, other: &ThreadStats) {
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
+        if let (Some(mine), Some(theirs)) =
+            (&mut self.largest_room_latency, &other.largest_room_latency)
+        {
+            let _ = mine.add(theirs);
+        }
         let _ = self.send_lag.add(&other.send_lag);
         let _ = self.connect_time.add(&other.connect_time);
         self.sent += other.sent;

@@ -3,21 +3,7 @@
 
 mod common;
 
-use common::{args, swarm};
-
-/// Starts wschat with `config`; the server stops when the returned sender is dropped.
-async fn start(
-    mut config: wschat::Config,
-) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    config.addr = "127.0.0.1:0".parse().unwrap();
-    let server = wschat::Server::bind(config).await.unwrap();
-    let addr = server.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    (addr, tx)
-}
+use common::{args, start_wschat as start, swarm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_clients_in_several_rooms_get_every_message_exactly_once() {

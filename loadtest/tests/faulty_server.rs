@@ -118,3 +118,22 @@ async fn source_addresses_spread_the_connections() {
         .collect();
     assert_eq!(peers, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_loopback_the_swarm_spreads_over_source_addresses_by_default() {
+    let relay = common::start_relay_with_peers(Faults::default()).await;
+    let url = format!("ws://{}/", relay.addr);
+    // 251 clients need a second address at 250 per address.
+    let out = swarm(args(&format!(
+        "--url {url} --protocol raw --clients 251 --senders 1 --rate 20 --duration 300ms \
+         --settle 100ms --drain 500ms --close-timeout 10s --quiet"
+    )))
+    .await;
+    assert_eq!(out.report.clients_connected, 251, "{}", out.report.human());
+    assert_eq!(out.report.source_addrs, 2);
+    let peers = relay.peers.lock().unwrap().clone();
+    let expected: std::collections::HashSet<std::net::IpAddr> = (1..=2)
+        .map(|i| std::net::Ipv4Addr::new(127, 0, 0, i).into())
+        .collect();
+    assert_eq!(peers, expected);
+}

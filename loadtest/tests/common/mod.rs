@@ -125,6 +125,21 @@ fn chat_event(id: u64, req: &Message) -> Message {
     ))
 }
 
+/// Starts wschat with `config` on an ephemeral loopback port; the server stops when the returned
+/// sender is dropped.
+pub async fn start_wschat(
+    mut config: wschat::Config,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    let server = wschat::Server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
 /// Parses swarm flags written as on a command line (split at whitespace).
 pub fn args(flags: &str) -> loadtest::Args {
     use clap::Parser;
