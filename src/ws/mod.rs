@@ -1,21 +1,25 @@
 //! RFC 6455, and nothing else: no JSON, no rooms.
 //!
 //! Read in this order: [`handshake`] (HTTP request to `101`), [`frame`] (header bytes to struct and
-//! back), [`mask`] (the XOR every client frame carries), [`reader`] (bytes to whole messages, with
-//! every protocol check) and [`writer`] (queued frames to one vectored write). [`Error`] lists every
-//! way a connection can fail and the close code each earns.
+//! back), [`mask`] (the XOR every client frame carries), [`decoder`] (bytes to whole messages, with
+//! every protocol check and no I/O; [`utf8`] is its incremental UTF-8 check), [`reader`] (the
+//! socket into the decoder) and [`writer`] (queued frames to one vectored write). [`Error`] lists
+//! every way a connection can fail and the close code each earns.
 
 pub mod conn;
+pub mod decoder;
 mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod reader;
 pub mod trace;
+pub mod utf8;
 pub mod writer;
 
 pub use conn::{Ending, WebSocket};
+pub use decoder::{Decoder, Limits, Message};
 pub use error::Error;
 pub use frame::{close_code, encode_close, encode_frame, FrameHeader, OpCode};
-pub use reader::{Limits, Message, MessageReader};
+pub use reader::MessageReader;
 pub use writer::{FrameWriter, WriteStats};
