@@ -19,6 +19,7 @@
 //! see benches/README.md).
 
 use std::future::poll_fn;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Poll};
 
@@ -93,8 +94,8 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         self.pending = BytesMut::new();
         loop {
             let read = poll_fn(|cx| {
-                let mut scratch = [0u8; SCRATCH_SIZE];
-                let mut buf = ReadBuf::new(&mut scratch);
+                let mut scratch = [MaybeUninit::uninit(); SCRATCH_SIZE];
+                let mut buf = ReadBuf::uninit(&mut scratch);
                 Pin::new(&mut self.io)
                     .poll_read(cx, &mut buf)
                     .map_ok(|()| buf.filled().len())
@@ -113,8 +114,10 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Result<Option<Message>, Error>> {
-        let mut scratch = [0u8; SCRATCH_SIZE];
-        let mut buf = ReadBuf::new(&mut scratch);
+        // Uninitialised: `ReadBuf` tracks which bytes the read filled, and zeroing 8 KiB per read
+        // was most of the reader's own cost on a chat-sized message (the `roundtrip` profile).
+        let mut scratch = [MaybeUninit::uninit(); SCRATCH_SIZE];
+        let mut buf = ReadBuf::uninit(&mut scratch);
         if let Err(err) = ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
             self.io_ended = true;
             return Poll::Ready(Err(err.into()));
