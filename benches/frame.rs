@@ -5,11 +5,16 @@
 //! - `frame_encode_text`: a whole server text frame, header and payload in one fresh buffer,
 //!   beside a plain copy of the payload into a fresh buffer (the ceiling: one allocation, one
 //!   copy, no header).
-//! - `frame_decode_masked_text`: whole client text frames, one after another from an in-memory
-//!   stream, to owned text: header, unmasking, UTF-8 check, allocation and all. wschat's
-//!   [`MessageReader`] runs on a current-thread tokio runtime (its reader never waits, so no
-//!   thread pool is involved); `tungstenite::WebSocket::read` does blocking I/O over the same
-//!   bytes. The ceiling is a copy of the frame's bytes into a fresh buffer.
+//! - `frame_decode_masked_text`: whole client text frames, one after another, to owned text:
+//!   header, unmasking, UTF-8 check, allocation and all. `wschat_reader` is [`MessageReader`]
+//!   reading an endless in-memory stream on a current-thread tokio runtime (the stream is always
+//!   ready, so no thread pool is involved), and `tungstenite_read` is `WebSocket::read` doing
+//!   blocking I/O over the same stream: the same work, read calls included. `wschat_decoder` is
+//!   the [`Decoder`] alone, given each frame as one slice (no read, no copy into a read buffer).
+//!   The ceiling is a copy of the frame's bytes into a fresh buffer.
+//! - `utf8_validate`: a whole text payload checked the project's two ways, std's validator
+//!   (`utf8::check_simple`, the definition) and the one the decoder uses (`Utf8Progress`, SIMD
+//!   for the bulk): the measurement the choice of validator rests on.
 //!
 //! Readers, sockets and wire bytes are built before timing starts and live across iterations,
 //! as they would on a connection.
@@ -28,8 +33,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tungstenite::protocol::frame::coding::{Data, OpCode as TOpCode};
 use tungstenite::protocol::frame::{Frame as TFrame, FrameHeader as TFrameHeader};
 use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
+use wschat::ws::frame::MAX_HEADER_LEN;
 use wschat::ws::mask::apply_mask_naive;
-use wschat::ws::{encode_frame, FrameHeader, Limits, Message, MessageReader, OpCode};
+use wschat::ws::utf8::{check_simple, Utf8Progress};
+use wschat::ws::{encode_frame, Decoder, FrameHeader, Limits, Message, MessageReader, OpCode};
 
 /// Payload lengths, in bytes. 16 and 125 use the 7-bit length, 1 KiB the 16-bit one, 64 KiB and
 /// 1 MiB the 64-bit one (65,536 is one past the 16-bit maximum).
@@ -67,7 +74,7 @@ fn client_header(len: usize) -> FrameHeader {
 
 /// A masked client text frame carrying `payload`, as a browser would send it.
 fn client_frame(payload: &[u8]) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(14 + payload.len());
+    let mut wire = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
     client_header(payload.len()).encode(&mut wire);
     let start = wire.len();
     wire.extend_from_slice(payload);
@@ -149,7 +156,7 @@ fn header_encode(c: &mut Criterion) {
             mask: None,
             ..client_header(len)
         };
-        let mut out = Vec::with_capacity(14);
+        let mut out = Vec::with_capacity(MAX_HEADER_LEN);
         group.bench_with_input(BenchmarkId::new("wschat", len), &ours, |b, header| {
             b.iter(|| {
                 out.clear();
@@ -162,7 +169,7 @@ fn header_encode(c: &mut Criterion) {
             opcode: TOpCode::Data(Data::Text),
             ..TFrameHeader::default()
         };
-        let mut out = Vec::with_capacity(14);
+        let mut out = Vec::with_capacity(MAX_HEADER_LEN);
         group.bench_with_input(
             BenchmarkId::new("tungstenite", len),
             &theirs,
@@ -233,11 +240,14 @@ fn frame_decode(c: &mut Criterion) {
         // One long-lived reader per implementation, as on a real connection: each iteration
         // decodes the next message from the endless stream, and drops it.
         let mut reader = MessageReader::new(Repeating::new(&wire), &[], limits, false);
+        let mut decoder = Decoder::new(limits, false);
         let mut ws = WebSocket::from_raw_socket(Repeating::new(&wire), Role::Server, Some(config));
-        // Check, outside the timing, that both decode the frame to the same text.
+        // Check, outside the timing, that all three decode the frame to the same text.
         for _ in 0..2 {
             let ours = rt.block_on(reader.read_message());
             assert_eq!(ours, Ok(Message::Text(payload.clone())));
+            let decoded = decoder.decode(&mut &wire[..]);
+            assert_eq!(decoded, Ok(Some(Message::Text(payload.clone()))));
             let theirs = ws.read().expect("tungstenite decodes the frame");
             assert_eq!(theirs.into_text().expect("text").as_str(), payload);
         }
@@ -253,6 +263,12 @@ fn frame_decode(c: &mut Criterion) {
                 })
             })
         });
+        group.bench_with_input(BenchmarkId::new("wschat_decoder", len), &wire, |b, wire| {
+            b.iter(|| {
+                let mut input = &wire[..];
+                decoder.decode(&mut input).expect("valid frame")
+            })
+        });
         group.bench_function(BenchmarkId::new("tungstenite_read", len), |b| {
             b.iter(|| ws.read().expect("valid frame"))
         });
@@ -263,9 +279,33 @@ fn frame_decode(c: &mut Criterion) {
     group.finish();
 }
 
+fn utf8_validate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("utf8_validate");
+    for len in SIZES {
+        group.throughput(Throughput::Bytes(len as u64));
+        let payload = text(len);
+        group.bench_with_input(
+            BenchmarkId::new("std_check_simple", len),
+            payload.as_bytes(),
+            |b, data| {
+                b.iter(|| {
+                    let mut checked = 0;
+                    check_simple(black_box(data), &mut checked, true)
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("wschat_utf8_progress", len),
+            payload.as_bytes(),
+            |b, data| b.iter(|| Utf8Progress::default().check(black_box(data), true)),
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = header_parse, header_encode, frame_encode, frame_decode
+    targets = header_parse, header_encode, frame_encode, frame_decode, utf8_validate
 }
 criterion_main!(benches);

@@ -29,7 +29,14 @@ fn roundtrip(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
 
     let (mut ann, mut bob) = runtime.block_on(async {
-        let server = Server::bind(Config::for_tests()).await.expect("bind");
+        // No rate limit: the default (200 messages/s, burst 400) is used up during warm-up,
+        // after which criterion could time only one round trip per sample, cold, and an
+        // iteration whose message was dropped waited for the server's next ping.
+        let config = Config {
+            rate_limit: 0.0,
+            ..Config::for_tests()
+        };
+        let server = Server::bind(config).await.expect("bind");
         let url = format!("ws://{}/ws?room=rtt", server.local_addr());
         tokio::spawn(server.run(std::future::pending()));
         let (mut ann, _) = tokio_tungstenite::connect_async(format!("{url}&name=ann"))

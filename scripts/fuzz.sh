@@ -2,7 +2,7 @@
 # Runs every fuzz target in fuzz/ for a short time each.
 #
 #   scripts/fuzz.sh [SECONDS]          # default 30 seconds per target
-#   FUZZ_TARGETS="frame_reader" scripts/fuzz.sh 600
+#   FUZZ_TARGETS="decoder" scripts/fuzz.sh 600
 #
 # Installs cargo-fuzz (from crates.io) if it is missing. cargo-fuzz builds with nightly-only
 # compiler flags (-Zsanitizer=address and friends); this machine has only the stable toolchain, so
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-30}"
-targets="${FUZZ_TARGETS:-frame_reader handshake chat_request}"
+targets="${FUZZ_TARGETS:-decoder handshake chat_request}"
 
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"

@@ -19,6 +19,9 @@ pub enum Error {
     ControlTooLong,
     /// A 64-bit length with its most significant bit set (section 5.2).
     BadLength,
+    /// A length in a longer form than it needs, such as 5 in the 64-bit field (section 5.2:
+    /// "the minimal number of bytes MUST be used to encode the length").
+    NonMinimalLength,
     /// A client frame without a mask (section 5.1: the server "MUST close the connection").
     UnmaskedFrame,
     /// A continuation frame with no message to continue (section 5.4).
@@ -47,6 +50,7 @@ impl Error {
             | FragmentedControl
             | ControlTooLong
             | BadLength
+            | NonMinimalLength
             | UnmaskedFrame
             | UnexpectedContinuation
             | ExpectedContinuation
@@ -68,6 +72,7 @@ impl fmt::Display for Error {
             FragmentedControl => f.write_str("fragmented control frame"),
             ControlTooLong => f.write_str("control frame over 125 bytes"),
             BadLength => f.write_str("frame length has its top bit set"),
+            NonMinimalLength => f.write_str("frame length not in its shortest form"),
             UnmaskedFrame => f.write_str("client frame not masked"),
             UnexpectedContinuation => f.write_str("continuation frame without a message"),
             ExpectedContinuation => f.write_str("new message before the last one finished"),

@@ -17,7 +17,7 @@
 //!
 //! Parsing is resumable: [`FrameHeader::parse`] answers `Ok(None)` until the whole header (2 to 14
 //! bytes) is there, and consumes nothing, so the caller simply tries again with more bytes. The
-//! payload is not part of this module: the reader streams it, so a 16 MiB frame never has to sit
+//! payload is not part of this module: the decoder streams it, so a 16 MiB frame never has to sit
 //! whole in a read buffer.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -91,7 +91,7 @@ impl FrameHeader {
     ///
     /// Returns `Ok(None)` if `buf` does not yet hold the whole header, and `Ok(Some((header,
     /// header_len)))` once it does. Checks that need only the header are made here; checks that
-    /// need connection state (fragmentation order, size limits) belong to the reader.
+    /// need connection state (fragmentation order, size limits) belong to the decoder.
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, Error> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
@@ -129,13 +129,27 @@ impl FrameHeader {
         if buf.len() < header_len {
             return Ok(None);
         }
+        // Section 5.2: "the minimal number of bytes MUST be used to encode the length, for
+        // example, the length of a 124-byte-long string can't be encoded as the sequence 126, 0,
+        // 124." So a 16-bit length is at least 126 and a 64-bit one more than 65,535.
         let payload_len = match len7 {
-            126 => u64::from(u16::from_be_bytes([buf[2], buf[3]])),
+            126 => {
+                let len = u64::from(u16::from_be_bytes([buf[2], buf[3]]));
+                if len < 126 {
+                    return Err(Error::NonMinimalLength);
+                }
+                len
+            }
             127 => {
-                let len = u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes"));
+                let len = u64::from_be_bytes([
+                    buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], buf[9],
+                ]);
                 // "the most significant bit MUST be 0"
                 if len >> 63 != 0 {
                     return Err(Error::BadLength);
+                }
+                if len <= u64::from(u16::MAX) {
+                    return Err(Error::NonMinimalLength);
                 }
                 len
             }
@@ -342,6 +356,35 @@ mod tests {
         );
         let huge = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(FrameHeader::parse(&huge), Err(Error::BadLength));
+    }
+
+    #[test]
+    fn a_length_not_in_its_shortest_form_is_refused() {
+        // The RFC's own example: 124 in the 16-bit field.
+        let wire = [0x82, 0x7E, 0, 124];
+        assert_eq!(FrameHeader::parse(&wire), Err(Error::NonMinimalLength));
+        // 5 in the 64-bit field (found by a hostile-client test), and the edges of each form.
+        for (len7, len) in [(127, 5), (127, 125), (127, 65_535), (126, 0), (126, 125)] {
+            let mut wire = vec![0x82, 0x80 | len7];
+            if len7 == 126 {
+                wire.extend_from_slice(&(len as u16).to_be_bytes());
+            } else {
+                wire.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+            wire.extend_from_slice(&[1, 2, 3, 4]);
+            assert_eq!(
+                FrameHeader::parse(&wire),
+                Err(Error::NonMinimalLength),
+                "{len} in the {len7} form"
+            );
+        }
+        // The smallest length of each form is accepted.
+        let (h, _) = FrameHeader::parse(&[0x82, 0x7E, 0, 126]).unwrap().unwrap();
+        assert_eq!(h.payload_len, 126);
+        let (h, _) = FrameHeader::parse(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0])
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.payload_len, 65_536);
     }
 
     #[test]
