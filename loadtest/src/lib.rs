@@ -10,8 +10,8 @@
 //!   [`receiver`], writing in [`sender`]; [`payload`] is the stamp in every message and the cheap
 //!   way to read it back;
 //! - the figures: [`stats`] (per-thread counters merged at the end), [`accounting`] (one
-//!   receiver's exact counts), [`tally`] (across receivers), [`resources`], [`warnings`], [`verdict`], then
-//!   [`report`] (JSON), [`human`], [`plot`] and the live [`progress`] line;
+//!   receiver's exact counts), [`tally`] (across receivers), [`resources`], [`warnings`],
+//!   [`verdict`], then [`report`] (JSON), [`human`], [`plot`] and the live [`progress`] line;
 //! - the OS-facing [`proc`] and [`limits`].
 //!
 //! No module imports one that imports it back: the coordinator and the clients meet only in the

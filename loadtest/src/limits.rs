@@ -4,7 +4,7 @@
 //! Every connection costs the swarm one file descriptor and one local port. Linux's default soft
 //! limit of 1,024 open files is raised to the hard limit at start (an unprivileged process may);
 //! the ephemeral port range (about 28,000 ports) is per source address, which `--source-addrs`
-//! multiplies. A failed connect is tallied by kind (`client::ConnectError`) and each kind that
+//! multiplies. A failed connect is tallied by kind (`connection::ConnectError`) and each kind that
 //! means "a limit was hit" gets one sentence of advice in the report, instead of a wall of
 //! identical errors.
 

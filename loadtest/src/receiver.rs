@@ -1,7 +1,7 @@
 //! The counting side of a client: read frames, tell stamps from notices, count each once.
 //!
 //! Reading stays cheap: tungstenite reads up to `--read-buffer` bytes per system call and hands
-//! out the frames in it without copying; [`payload`](crate::payload) finds the stamp with a
+//! out the frames in it without copying; [`payload`] finds the stamp with a
 //! byte search; counting is a bit set ([`Account`]) and a histogram record on the thread's own
 //! stats. Everything a client learns ends in its [`ClientResult`], for the exact accounting
 //! across receivers at the end ([`tally::summarize`](crate::tally::summarize)).

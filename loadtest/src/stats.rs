@@ -51,7 +51,7 @@ pub struct ThreadStats {
     pub connect_done: usize,
     /// Clients connected.
     pub connected: usize,
-    /// Failed connect attempts by kind (see `client::ConnectError`).
+    /// Failed connect attempts by kind (see `connection::ConnectError`).
     pub connect_errors: BTreeMap<String, u64>,
     /// Senders that finished their schedule (or died).
     pub senders_done: usize,
