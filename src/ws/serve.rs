@@ -112,6 +112,7 @@ pub trait Session {
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
 /// keeps its arguments and its own copies of them side by side for the whole connection.
+#[allow(clippy::manual_async_fn)] // on purpose: see the paragraph above
 pub fn serve<'a, S, H>(
     ws: &'a mut WebSocket<S>,
     session: &'a mut H,
