@@ -284,6 +284,9 @@ fn accept_upgrade(
         "/ws" => Some(chat_params(req.uri().query().unwrap_or(""), shared)?),
         _ => None,
     };
+    if let Some(params) = &params {
+        shared.hub.admit(&params.room).map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
+    }
     let slot = shared.claim_slot().ok_or(HandshakeError::ServerFull)?;
     Ok((accept_key, params, slot))
 }

@@ -32,12 +32,13 @@ impl Shared {
     pub fn new(config: Config, max_connections: usize) -> Arc<Shared> {
         let room_config = RoomConfig {
             history: config.history,
+            history_bytes: config.history_bytes,
             channel_capacity: config.channel_capacity,
             presence_threshold: config.presence_threshold,
             welcome_users: config.welcome_users,
         };
         Arc::new(Shared {
-            hub: Hub::new(room_config, config.presence_interval),
+            hub: Hub::with_max_rooms(room_config, config.presence_interval, config.max_rooms),
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

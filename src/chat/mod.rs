@@ -6,5 +6,5 @@ pub mod protocol;
 pub mod room;
 pub mod session;
 
-pub use hub::{Hub, Membership};
-pub use room::{Delivery, Room, RoomConfig};
+pub use hub::{Hub, Membership, RoomLimit};
+pub use room::{Delivery, Room, RoomConfig, Subscription};

@@ -9,11 +9,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
 
 use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
-use super::room::{Delivery, Room};
+use super::room::{Delivery, Room, Subscription};
 use crate::state::{Shared, SlotGuard};
 use crate::ws::{close_code, encode_frame, Ending, Message, OpCode, WebSocket};
 
@@ -49,7 +49,10 @@ where
     tracing::info!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
     // From here on the room and nickname live in `membership`; `params` is not kept.
     drop(params);
-    ws.writer.push(entry.welcome);
+    // One frame in two pieces: this joiner's part, then the room's shared history.
+    let [head, history] = entry.welcome;
+    ws.writer.push(head);
+    ws.writer.push(history);
     let mut events = entry.events;
 
     async move {
@@ -210,7 +213,7 @@ impl Session<'_> {
     fn on_event<S>(
         &mut self,
         first: Result<Delivery, RecvError>,
-        events: &mut broadcast::Receiver<Delivery>,
+        events: &mut Subscription,
         ws: &mut WebSocket<S>,
     ) -> Option<Ending>
     where
