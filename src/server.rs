@@ -285,7 +285,10 @@ fn accept_upgrade(
         _ => None,
     };
     if let Some(params) = &params {
-        shared.hub.admit(&params.room).map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
+        shared
+            .hub
+            .admit(&params.room)
+            .map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
     }
     let slot = shared.claim_slot().ok_or(HandshakeError::ServerFull)?;
     Ok((accept_key, params, slot))

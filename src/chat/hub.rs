@@ -167,10 +167,7 @@ impl Hub {
         if !queue.ticking {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 queue.ticking = true;
-                runtime.spawn(flush_presence(
-                    Arc::downgrade(self),
-                    self.presence_interval,
-                ));
+                runtime.spawn(flush_presence(Arc::downgrade(self), self.presence_interval));
             }
         }
     }
@@ -280,7 +277,10 @@ mod tests {
         let _quiet = hub.join("quiet", "q", None);
         assert!(hub.presence().ticking);
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let presence = watcher.events.try_recv().expect("flushed after one interval");
+        let presence = watcher
+            .events
+            .try_recv()
+            .expect("flushed after one interval");
         assert!(String::from_utf8_lossy(&presence.frame).contains("presence"));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!hub.presence().ticking, "no task while nothing is queued");

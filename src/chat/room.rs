@@ -292,6 +292,10 @@ impl Room {
             }
             Err(at) => {
                 let nick: Arc<str> = nick.into();
+                if state.users.len() < 4 {
+                    // Most rooms hold one or two: no room for four before it is needed.
+                    state.users.reserve_exact(1);
+                }
                 state.users.insert(at, (Arc::clone(&nick), 1));
                 (nick, true)
             }
@@ -710,7 +714,11 @@ mod tests {
         let (bob, cat) = (tail("bob"), tail("cat"));
         assert_eq!(bob.as_ptr(), cat.as_ptr(), "one copy, shared");
         room.post("ann", "again");
-        assert_ne!(tail("dan").as_ptr(), bob.as_ptr(), "rebuilt after a message");
+        assert_ne!(
+            tail("dan").as_ptr(),
+            bob.as_ptr(),
+            "rebuilt after a message"
+        );
     }
 
     #[test]
