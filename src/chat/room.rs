@@ -187,12 +187,9 @@ struct RoomState {
     capacity: usize,
     /// Id of the latest message; 0 before the first.
     last_id: u64,
-    history: VecDeque<HistoryEntry>,
-    /// Sum over `history` of each message's JSON length plus one (its comma in a welcome).
-    history_bytes: usize,
-    /// The welcome's shared second piece (the whole history) for joiners without `since`: built
-    /// by the first such joiner after the history changed, then shared by reference count.
-    welcome_tail: Option<HistoryTail>,
+    /// Messages kept for late joiners; boxed and made by the first message, so a room that has
+    /// said nothing pays 8 bytes for its history rather than 72.
+    history: Option<Box<History>>,
     /// Nicknames, sorted, each with its number of open connections. Presence follows nicknames,
     /// so a second tab (or a refresh that reconnects before the old socket closes) never flaps.
     /// A sorted `Vec`, not a `BTreeMap`: one or two names cost 24 bytes each instead of a 280-byte
@@ -203,6 +200,23 @@ struct RoomState {
     /// Coalesced presence not yet announced (large rooms only); boxed because rare.
     pending: Option<Box<Pending>>,
 }
+
+#[derive(Default)]
+struct History {
+    entries: VecDeque<HistoryEntry>,
+    /// Sum over `entries` of each message's JSON length plus one (its comma in a welcome).
+    bytes: usize,
+    /// The welcome's shared second piece (the whole history) for joiners without `since`: built
+    /// by the first such joiner after the history changed, then shared by reference count.
+    welcome_tail: Option<HistoryTail>,
+}
+
+/// The history of a room that has said nothing.
+static NO_HISTORY: History = History {
+    entries: VecDeque::new(),
+    bytes: 0,
+    welcome_tail: None,
+};
 
 #[derive(Default)]
 struct Pending {
@@ -248,9 +262,7 @@ impl Room {
                 tx,
                 capacity,
                 last_id: 0,
-                history: VecDeque::new(),
-                history_bytes: 0,
-                welcome_tail: None,
+                history: None,
                 users: Vec::new(),
                 connections: 0,
                 pending: None,
@@ -306,27 +318,35 @@ impl Room {
             rx: state.tx.subscribe(),
         };
 
-        let oldest_held = state.history.front().map_or(state.last_id + 1, |e| e.id);
-        let (tail, truncated) = match since {
-            Some(since) => (
-                HistoryTail::new(
-                    state
-                        .history
-                        .iter()
-                        .filter(|e| e.id > since || since > state.last_id)
-                        .map(|e| &*e.json),
-                ),
-                // Messages after `since` were dropped from the ring, or the room was reset
-                // (a restarted server starts again at id 1).
-                since + 1 < oldest_held || since > state.last_id,
-            ),
-            None => {
-                let state = &mut *state;
-                let tail = state.welcome_tail.get_or_insert_with(|| {
-                    HistoryTail::new(state.history.iter().map(|e| &*e.json))
-                });
+        let last_id = state.last_id;
+        let (tail, truncated) = match (since, &mut state.history) {
+            (Some(since), history) => {
+                let history = history.as_deref().unwrap_or(&NO_HISTORY);
+                let oldest_held = history.entries.front().map_or(last_id + 1, |e| e.id);
+                (
+                    HistoryTail::new(
+                        history
+                            .entries
+                            .iter()
+                            .filter(|e| e.id > since || since > last_id)
+                            .map(|e| &*e.json),
+                    ),
+                    // Messages after `since` were dropped from the ring, or the room was reset
+                    // (a restarted server starts again at id 1).
+                    since + 1 < oldest_held || since > last_id,
+                )
+            }
+            (None, Some(history)) => {
+                let History {
+                    entries,
+                    welcome_tail,
+                    ..
+                } = &mut **history;
+                let tail = welcome_tail
+                    .get_or_insert_with(|| HistoryTail::new(entries.iter().map(|e| &*e.json)));
                 (tail.clone(), false)
             }
+            (None, None) => (HistoryTail::new(std::iter::empty()), false),
         };
         let users: Vec<&str> = state
             .users
@@ -478,23 +498,24 @@ impl RoomState {
     /// Keeps a message for late joiners, within both the count and the byte budget. A message
     /// bigger than the whole byte budget is not kept (a `since` that needs it says `truncated`).
     fn remember(&mut self, id: u64, json: String, config: &RoomConfig) {
-        self.welcome_tail = None;
         if config.history == 0 {
             return;
         }
+        let history = self.history.get_or_insert_with(Box::default);
+        history.welcome_tail = None;
         let cost = json.len() + 1;
-        while !self.history.is_empty()
-            && (self.history.len() >= config.history
-                || self.history_bytes + cost > config.history_bytes)
+        while !history.entries.is_empty()
+            && (history.entries.len() >= config.history
+                || history.bytes + cost > config.history_bytes)
         {
-            if let Some(old) = self.history.pop_front() {
-                self.history_bytes -= old.json.get().len() + 1;
+            if let Some(old) = history.entries.pop_front() {
+                history.bytes -= old.json.get().len() + 1;
             }
         }
         if cost <= config.history_bytes {
             let json = RawValue::from_string(json).expect("serde_json output is JSON");
-            self.history_bytes += cost;
-            self.history.push_back(HistoryEntry { id, json });
+            history.bytes += cost;
+            history.entries.push_back(HistoryEntry { id, json });
         }
     }
 
