@@ -42,7 +42,10 @@ fn decode_all(pieces: &[&[u8]], limits: Limits) -> Vec<Result<Message, Error>> {
                     results.push(Ok(message));
                 }
                 Err(err) => {
-                    assert!(decoder.is_finished(), "an error that does not finish the stream");
+                    assert!(
+                        decoder.is_finished(),
+                        "an error that does not finish the stream"
+                    );
                     results.push(Err(err));
                 }
             }
