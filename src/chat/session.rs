@@ -37,16 +37,17 @@ where
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
     ws.writer.push(entry.welcome);
-    let events = entry.events;
+    // Built here and moved in whole: built inside the block from captured parts, the parts'
+    // own slots would stay in the future beside it for the life of the connection.
+    let mut chat = Chat {
+        shared: Arc::clone(&shared),
+        conn_id: slot.id,
+        membership,
+        events: entry.events,
+        last_typing: None,
+    };
 
     async move {
-        let mut chat = Chat {
-            shared: &shared,
-            conn_id: slot.id,
-            membership,
-            events,
-            last_typing: None,
-        };
         let ending = serve::serve(&mut ws, &mut chat, &shared.chat_limits, &shared.shutdown).await;
         // Leave the room before the close handshake, which may take seconds: the others should
         // see `leave` now, and the channel should not keep events for a receiver that is gone.
@@ -63,8 +64,8 @@ where
 }
 
 /// The chat's side of one connection.
-struct Chat<'a> {
-    shared: &'a Shared,
+struct Chat {
+    shared: Arc<Shared>,
     conn_id: u64,
     /// The connection's place in its room; dropping it leaves the room.
     membership: Membership,
@@ -73,7 +74,7 @@ struct Chat<'a> {
     last_typing: Option<Instant>,
 }
 
-impl Session for Chat<'_> {
+impl Session for Chat {
     type Event = Result<Delivery, RecvError>;
 
     fn next_event(&mut self) -> impl Future<Output = Self::Event> + Send {
@@ -90,7 +91,7 @@ impl Session for Chat<'_> {
                 ))
             }
         };
-        let shared = self.shared;
+        let shared = &*self.shared;
         shared.metrics.messages_received.inc();
         shared.metrics.bytes_in.inc_by(text.len() as u64);
         let room = self.membership.room();

@@ -109,72 +109,78 @@ pub trait Session {
 /// timers and budgets are kept. Returns how to close; the caller runs [`WebSocket::finish`]
 /// after releasing whatever the session holds (a room membership should not wait for the close
 /// handshake).
-pub async fn serve<S, H>(
-    ws: &mut WebSocket<S>,
-    session: &mut H,
-    limits: &ConnLimits,
-    shutdown: &CancellationToken,
-) -> Ending
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
+/// keeps its arguments and its own copies of them side by side for the whole connection.
+#[allow(clippy::manual_async_fn)] // on purpose: see the paragraph above
+pub fn serve<'a, S, H>(
+    ws: &'a mut WebSocket<S>,
+    session: &'a mut H,
+    limits: &'a ConnLimits,
+    shutdown: &'a CancellationToken,
+) -> impl Future<Output = Ending> + 'a
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Session,
 {
-    let mut duties = Duties::new(limits);
-    let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(
-        duties.next_deadline(limits, &ws.writer),
-    ));
-    loop {
-        // Section 5.5.3 lets an endpoint answer only the latest of several pings. The pong
-        // waits outside the outbox until it is empty, so a peer that pings and never reads
-        // holds at most one pong here, not one per ping.
-        if ws.writer.is_empty() {
-            if let Some(pong) = duties.pong.take() {
-                ws.writer.push(pong);
-            }
-        }
-        let queue_was_empty = ws.writer.is_empty();
-        let under_budget = ws.writer.queued_bytes() < limits.write_budget;
-        // `biased`: branches are polled in this order, every turn (without it `select!` starts at
-        // a random branch, which is fair but makes the order, and so the batching, a matter of
-        // chance). Shutdown and the timer come first so no stream of input can starve them (the
-        // write-stall and idle deadlines fire however busy the peer keeps us); writing comes
-        // before reading so a peer that sends without pause still gets its replies; outside
-        // events come last, and `on_event` drains all that are waiting, so the next turn writes
-        // them in one call. That is the batching: an event is never written on the turn it is
-        // queued, but on the next, together with everything else queued by then.
-        let step = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                Some(Ending::Close(close_code::GOING_AWAY, "server shutting down".into()))
-            }
-            _ = &mut timer => {
-                let ending = duties.on_timer(limits, &mut ws.writer);
-                timer.as_mut().reset(duties.next_deadline(limits, &ws.writer));
-                if let Some((why, _)) = &ending {
-                    session.on_dropped(*why);
+    async move {
+        let mut duties = Duties::new(limits);
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(
+            duties.next_deadline(limits, &ws.writer),
+        ));
+        loop {
+            // Section 5.5.3 lets an endpoint answer only the latest of several pings. The pong
+            // waits outside the outbox until it is empty, so a peer that pings and never reads
+            // holds at most one pong here, not one per ping.
+            if ws.writer.is_empty() {
+                if let Some(pong) = duties.pong.take() {
+                    ws.writer.push(*pong);
                 }
-                ending.map(|(_, ending)| ending)
             }
-            written = ws.writer.flush(), if !ws.writer.is_empty() => {
-                written.err().map(|_| Ending::Gone("write failed"))
+            let queue_was_empty = ws.writer.is_empty();
+            let under_budget = ws.writer.queued_bytes() < limits.write_budget;
+            // `biased`: branches are polled in this order, every turn (without it `select!` starts
+            // at a random branch, which is fair but makes the order, and so the batching, a matter
+            // of chance). Shutdown and the timer come first so no stream of input can starve them
+            // (the write-stall and idle deadlines fire however busy the peer keeps us); writing
+            // comes before reading so a peer that sends without pause still gets its replies;
+            // outside events come last, and `on_event` drains all that are waiting, so the next
+            // turn writes them in one call. That is the batching: an event is never written on
+            // the turn it is queued, but on the next, together with everything queued by then.
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    Some(Ending::Close(close_code::GOING_AWAY, "server shutting down".into()))
+                }
+                _ = &mut timer => {
+                    let ending = duties.on_timer(limits, &mut ws.writer);
+                    timer.as_mut().reset(duties.next_deadline(limits, &ws.writer));
+                    if let Some((why, _)) = &ending {
+                        session.on_dropped(*why);
+                    }
+                    ending.map(|(_, ending)| ending)
+                }
+                written = ws.writer.flush(), if !ws.writer.is_empty() => {
+                    written.err().map(|_| Ending::Gone("write failed"))
+                }
+                // Over budget, the peer's frames wait in its socket (and then in its own send
+                // buffer): TCP's flow control, not our memory, holds what it sends.
+                read = ws.reader.read_message(), if under_budget => {
+                    duties.on_read(read, session, &mut ws.writer.outbox, limits)
+                }
+                event = session.next_event(), if under_budget => {
+                    session.on_event(event, &mut ws.writer.outbox)
+                }
+            };
+            if let Some(ending) = step {
+                return ending;
             }
-            // Over budget, the peer's frames wait in its socket (and then in its own send
-            // buffer): TCP's flow control, not our memory, holds what it sends.
-            read = ws.reader.read_message(), if under_budget => {
-                duties.on_read(read, session, &mut ws.writer.outbox, limits)
+            let stats = ws.writer.take_stats();
+            if stats.writes > 0 {
+                session.on_written(stats);
             }
-            event = session.next_event(), if under_budget => {
-                session.on_event(event, &mut ws.writer.outbox)
-            }
-        };
-        if let Some(ending) = step {
-            return ending;
+            duties.after_step(limits, stats, queue_was_empty, &ws.writer, &mut timer);
         }
-        let stats = ws.writer.take_stats();
-        if stats.writes > 0 {
-            session.on_written(stats);
-        }
-        duties.after_step(limits, stats, queue_was_empty, &ws.writer, &mut timer);
     }
 }
 
@@ -187,9 +193,11 @@ struct Duties {
     ping_sent: bool,
     /// When the outbox last shrank, or last became non-empty: the write-stall clock.
     last_write_progress: Instant,
-    /// The answer to the latest ping, not yet queued.
-    pong: Option<Bytes>,
-    bucket: TokenBucket,
+    /// The answer to the latest ping, not yet queued. Boxed: pings are rare and the slot is in
+    /// every connection's future (8 bytes, not 32).
+    pong: Option<Box<Bytes>>,
+    /// The rate limit's tokens; its clock is `last_heard`, which moves on every frame too.
+    tokens: f64,
     /// Frames refused by the rate limit since the last one that passed.
     strikes: u32,
 }
@@ -202,7 +210,7 @@ impl Duties {
             ping_sent: false,
             last_write_progress: now,
             pong: None,
-            bucket: TokenBucket::new(limits.burst, now),
+            tokens: limits.burst.max(1.0),
             strikes: 0,
         }
     }
@@ -219,12 +227,13 @@ impl Duties {
             Err(err) => return Some(err.into()),
         };
         let now = Instant::now();
+        let since_last = now.saturating_duration_since(self.last_heard);
         self.last_heard = now;
         self.ping_sent = false;
         // Every frame costs a token, control frames included: pings cost a pong each, and a
         // limit that counted only data would leave a ping flood free.
         let allowed = matches!(message, Message::Close(_))
-            || self.bucket.take(now, limits.rate, limits.burst);
+            || take_token(&mut self.tokens, since_last, limits.rate, limits.burst);
         if !allowed {
             self.strikes += 1;
             if self.strikes >= limits.strikes {
@@ -244,7 +253,7 @@ impl Duties {
             Message::Text(text) => session.on_data(Data::Text(text), out),
             Message::Binary(data) => session.on_data(Data::Binary(data), out),
             Message::Ping(payload) => {
-                self.pong = Some(encode_frame(OpCode::Pong, &payload));
+                self.pong = Some(Box::new(encode_frame(OpCode::Pong, &payload)));
                 None
             }
             Message::Pong(_) => None,
@@ -318,35 +327,20 @@ impl Duties {
     }
 }
 
-/// The per-connection rate limit: `rate` tokens a second, up to `burst` saved. The rate and
-/// burst come from [`ConnLimits`] at each call rather than being copied into every connection.
-#[derive(Debug)]
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(burst: f64, now: Instant) -> Self {
-        TokenBucket {
-            tokens: burst.max(1.0),
-            last: now,
-        }
+/// The per-connection rate limit, a token bucket: `rate` tokens a second, up to `burst` saved;
+/// `since_last` is the time since the last frame (when tokens were last counted). Takes one
+/// token if there is one. The rate and burst come from [`ConnLimits`] at each call rather than
+/// being copied into every connection.
+fn take_token(tokens: &mut f64, since_last: Duration, rate: f64, burst: f64) -> bool {
+    if rate <= 0.0 {
+        return true; // no limit
     }
-
-    fn take(&mut self, now: Instant, rate: f64, burst: f64) -> bool {
-        if rate <= 0.0 {
-            return true; // no limit
-        }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * rate).min(burst.max(1.0));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+    *tokens = (*tokens + since_last.as_secs_f64() * rate).min(burst.max(1.0));
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        true
+    } else {
+        false
     }
 }
 
