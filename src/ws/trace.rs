@@ -74,9 +74,16 @@ pub fn describe(header: &FrameHeader, payload: &[u8]) -> String {
         },
         header.payload_len,
     );
+    // A continuation frame does not say whether its message is text: shown as text when its
+    // bytes are UTF-8, in hex otherwise (a binary fragment, or text cut inside a character).
+    let text = match header.opcode {
+        OpCode::Text => true,
+        OpCode::Continuation => std::str::from_utf8(payload).is_ok(),
+        _ => false,
+    };
     match header.opcode {
-        // A fragment may end inside a character: the lossy conversion shows it as U+FFFD.
-        OpCode::Text | OpCode::Continuation => {
+        // A text frame may end inside a character: the lossy conversion shows it as U+FFFD.
+        _ if text => {
             let text = String::from_utf8_lossy(payload);
             line.push('|');
             for (i, c) in text.chars().enumerate() {
@@ -169,5 +176,9 @@ mod tests {
     fn binary_is_shown_in_hex() {
         let line = describe(&header(OpCode::Ping, 3), b"a\x00b");
         assert!(line.ends_with("61 00 62 |a.b|"), "{line}");
+        let line = describe(&header(OpCode::Continuation, 2), b"\xff\x00");
+        assert!(line.ends_with("ff 00 |..|"), "{line}");
+        let line = describe(&header(OpCode::Continuation, 2), b"ok");
+        assert!(line.ends_with("|ok|"), "{line}");
     }
 }
