@@ -12,8 +12,8 @@
 //!   for every recipient, into the same plain queues. Those queues are cheaper than any channel,
 //!   so the ratio to `wschat_room` understates what encoding per recipient costs.
 //!
-//! Subscribers join before timing starts (the hub needs a runtime for its presence ticker; a
-//! current-thread runtime that is never driven keeps that ticker out of the figures), and every
+//! Subscribers join before timing starts (the hub needs a runtime to flush coalesced presence; a
+//! current-thread runtime that is never driven keeps that task out of the figures), and every
 //! receiver is drained of its join events first. Each iteration posts one message and drains
 //! every subscriber, so the channel never fills.
 

@@ -107,11 +107,27 @@ pub struct Config {
     #[arg(long, default_value_t = 100)]
     pub history: usize,
 
-    /// Capacity of each room's broadcast channel, in events. A client further behind than this
-    /// gets a `lagged` notice and skips ahead. Larger = more tolerance of bursts, more memory per
-    /// busy room (each slot holds one shared frame).
+    /// Bytes of messages a room keeps for late joiners, beside `--history` (each message counts
+    /// its JSON plus one). Bounds every welcome: at most this plus the names (see
+    /// `chat::protocol::welcome_size_limit`), whatever the messages hold. Default 64 KiB: a
+    /// hundred ordinary messages fit; a hundred of 4,096 escaped characters (2.4 MB) do not.
+    /// Larger = more history for big messages, more bytes per joiner on the wire.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub history_bytes: usize,
+
+    /// Largest capacity of a room's broadcast channel, in events. A room starts with 2 slots and
+    /// doubles up to this while some member is half a ring behind; a client further behind than
+    /// this gets a `lagged` notice and skips ahead. Larger = more tolerance of bursts, more memory
+    /// per busy room (each slot holds one shared frame, about 64 bytes of slot).
     #[arg(long, default_value_t = 4096)]
     pub channel_capacity: usize,
+
+    /// Most rooms at once; beyond it, an upgrade that would create a room gets `503` (existing
+    /// rooms stay joinable). 0 = no cap but the connection limit (a room lives only while somebody
+    /// is in it, and an idle room of one costs well under 1 KiB). Lower it to bound what clients
+    /// choosing fresh room names can make the server hold.
+    #[arg(long, default_value_t = 0)]
+    pub max_rooms: usize,
 
     /// Bytes of frames a connection may have queued but not yet written. At or over it the
     /// connection takes no more events from the room (it lags instead of growing memory) and
@@ -134,7 +150,8 @@ pub struct Config {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub typing_interval: Duration,
 
-    /// Most names in a welcome's `users` list; the welcome's `count` gives the total.
+    /// Most names in a welcome's `users` list, and in each list of a `presence` event; the
+    /// events' counts give the totals.
     #[arg(long, default_value_t = 100)]
     pub welcome_users: usize,
 

@@ -247,6 +247,12 @@ fn accept_upgrade(
             let query = req.uri().query().unwrap_or("");
             let params = Params::from_query(query, &shared.config, || shared.guest_name())
                 .map_err(HandshakeError::BadParameter)?;
+            // A new room beyond `--max-rooms` is refused before the upgrade; existing rooms stay
+            // joinable.
+            shared
+                .hub
+                .admit(&params.room)
+                .map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
             Endpoint::Chat(params)
         }
         _ => Endpoint::Echo,

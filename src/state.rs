@@ -42,6 +42,7 @@ impl Shared {
     pub fn new(config: Config, max_connections: usize, file_budget: usize) -> Arc<Shared> {
         let room_config = RoomConfig {
             history: config.history,
+            history_bytes: config.history_bytes,
             channel_capacity: config.channel_capacity,
             presence_threshold: config.presence_threshold,
             welcome_users: config.welcome_users,
@@ -69,7 +70,7 @@ impl Shared {
             handshakes_per_ip: config.max_handshakes_per_ip,
         });
         Arc::new(Shared {
-            hub: Hub::new(room_config, config.presence_interval),
+            hub: Hub::with_max_rooms(room_config, config.presence_interval, config.max_rooms),
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -217,7 +217,18 @@
           state.users.delete(name);
           stopTyping(name);
         }
-        if (typeof ev.count === 'number') state.count = ev.count;
+        if (typeof ev.count === 'number') {
+          state.count = ev.count;
+          // Each list names at most 100 people (`joined_count` and `left_count` say how many
+          // there were). When some who left went unnamed, the list may hold names no longer here:
+          // keep it no longer than the count. It is a partial view anyway ("and N more").
+          if ((ev.left_count || 0) > (ev.left || []).length) {
+            for (const name of [...state.users]) {
+              if (state.users.size <= state.count) break;
+              if (name !== state.you) state.users.delete(name);
+            }
+          }
+        }
         renderUsers();
         break;
       case 'typing':

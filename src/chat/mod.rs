@@ -8,6 +8,6 @@ pub mod room;
 pub mod session;
 pub mod text;
 
-pub use hub::{Hub, Membership};
+pub use hub::{Hub, Membership, RoomLimit};
 pub use params::Params;
-pub use room::{Delivery, Room, RoomConfig};
+pub use room::{Delivery, Room, RoomConfig, Subscription};

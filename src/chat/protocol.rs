@@ -109,25 +109,11 @@ pub struct ChatMessage<'a> {
     pub ts: u64,
 }
 
-/// Everything the server sends. `#[serde(tag = "type")]` gives each its `"type"` field.
+/// Everything the server sends but the welcome (see [`Welcome`]). `#[serde(tag = "type")]` gives
+/// each its `"type"` field.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerEvent<'a> {
-    /// The first frame on every chat connection.
-    Welcome {
-        you: &'a str,
-        room: &'a str,
-        /// Users online, sorted; at most `--welcome-users` of them (see `count`).
-        users: Vec<&'a str>,
-        /// How many users are online in all.
-        count: usize,
-        /// Messages after the client's `since`, or the most recent ones, oldest first.
-        history: Vec<&'a RawValue>,
-        /// The id of the room's latest message (0 when there has been none): a resume cursor.
-        last_id: u64,
-        /// Some messages the client asked for (`since`) are no longer held.
-        truncated: bool,
-    },
     Message(ChatMessage<'a>),
     Join {
         name: &'a str,
@@ -138,10 +124,15 @@ pub enum ServerEvent<'a> {
     Typing {
         name: &'a str,
     },
-    /// Joins and leaves of a large room, coalesced over an interval.
+    /// Joins and leaves of a large room, coalesced over an interval. Each list holds at most
+    /// `--welcome-users` names (like the welcome), so one event stays small however many people
+    /// came and went; `joined_count` and `left_count` say how many did.
     Presence {
         joined: &'a [&'a str],
         left: &'a [&'a str],
+        joined_count: usize,
+        left_count: usize,
+        /// Users online after these changes.
         count: usize,
     },
     /// This client fell behind the room and `missed` events were skipped.
@@ -169,6 +160,97 @@ impl ServerEvent<'_> {
             code: error.code(),
             message: error.message(),
         }
+    }
+}
+
+/// The first frame on every chat connection: who is here, and what was said.
+///
+/// Sent as one text frame in two pieces ([`Welcome::to_frame`]): this per-joiner head, and the
+/// history ([`HistoryTail`]), which a room builds once per message and shares between every
+/// joiner without `since`. So 1,000 joiners of a room with a full history cost one copy of it, not
+/// 1,000, and no joiner pays to serialize it. The wire sees one ordinary frame: the split is only
+/// in the writer's queue. Rejected: a separate `history` event (every client would change), and
+/// caching the whole welcome (`users` and `count` change with every join, so it would be rebuilt
+/// for every joiner anyway).
+///
+/// Size: at most `--history-bytes` + 2 for the history, plus the head: `you` and each of at most
+/// `--welcome-users` names at most 4 bytes per character (`--max-name-len`) and 3 of quotes and
+/// comma, the room name (ASCII, `--max-room-len`), and [`WELCOME_FIXED_BYTES`] for the rest.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "welcome")]
+pub struct Welcome<'a> {
+    pub you: &'a str,
+    pub room: &'a str,
+    /// Users online, sorted; at most `--welcome-users` of them (see `count`).
+    pub users: Vec<&'a str>,
+    /// How many users are online in all.
+    pub count: usize,
+    /// The id of the room's latest message (0 when there has been none): a resume cursor.
+    pub last_id: u64,
+    /// Some messages the client asked for (`since`) are no longer held.
+    pub truncated: bool,
+    // `history` (messages after the client's `since`, or the most recent ones, oldest first)
+    // comes last, from the shared tail.
+}
+
+/// Bytes of a welcome that are neither names nor history: field names, punctuation and two
+/// 20-digit numbers, with room to spare.
+pub const WELCOME_FIXED_BYTES: usize = 160;
+
+/// The most bytes a welcome's payload can take with these settings (see [`Welcome`]).
+pub fn welcome_size_limit(
+    history_bytes: usize,
+    welcome_users: usize,
+    max_name_len: usize,
+    max_room_len: usize,
+) -> usize {
+    let name = 4 * max_name_len + 3;
+    history_bytes + 2 + (welcome_users + 1) * name + max_room_len + WELCOME_FIXED_BYTES
+}
+
+/// The end of a welcome: `[message,...]}`, the value of its last field, `history`. Cheap to
+/// clone (a reference count).
+#[derive(Debug, Clone)]
+pub struct HistoryTail(Bytes);
+
+impl HistoryTail {
+    pub fn new<'a>(messages: impl Iterator<Item = &'a RawValue>) -> HistoryTail {
+        let mut messages = messages.peekable();
+        if messages.peek().is_none() {
+            // Most rooms of one or two have said nothing yet: no allocation for them.
+            return HistoryTail(Bytes::from_static(b"[]}"));
+        }
+        let mut out = Vec::new();
+        out.push(b'[');
+        for (i, message) in messages.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(message.get().as_bytes());
+        }
+        out.extend_from_slice(b"]}");
+        HistoryTail(Bytes::from(out))
+    }
+}
+
+impl Welcome<'_> {
+    /// The welcome as one complete text frame in two pieces, to be queued in this order: the
+    /// frame header and this joiner's fields, then the shared `history`.
+    pub fn to_frame(&self, history: &HistoryTail) -> [Bytes; 2] {
+        let mut head = serde_json::to_string(self).expect("a welcome always serializes");
+        head.pop(); // the closing brace: `history` and the brace come from the tail
+        head.push_str(",\"history\":");
+        let header = crate::ws::FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Text,
+            mask: None,
+            payload_len: (head.len() + history.0.len()) as u64,
+        };
+        let mut out = bytes::BytesMut::with_capacity(header.encoded_len() + head.len());
+        header.encode(&mut out);
+        out.extend_from_slice(head.as_bytes());
+        [out.freeze(), history.0.clone()]
     }
 }
 
@@ -244,18 +326,59 @@ mod tests {
             r#"{"type":"error","code":"rate_limited","message":"slow down: too many messages"}"#
         );
         let history = RawValue::from_string(message.to_json()).unwrap();
-        let welcome = ServerEvent::Welcome {
+        let welcome = Welcome {
             you: "bob",
             room: "lobby",
             users: vec!["ann", "bob"],
             count: 2,
-            history: vec![&history],
             last_id: 7,
             truncated: false,
-        };
-        let value: serde_json::Value = serde_json::from_str(&welcome.to_json()).unwrap();
+        }
+        .to_frame(&HistoryTail::new([&*history, &*history].into_iter()));
+        let frame = welcome.concat();
+        let (header, n) = crate::ws::FrameHeader::parse(&frame).unwrap().unwrap();
+        assert_eq!(
+            header.payload_len as usize,
+            frame.len() - n,
+            "one whole frame"
+        );
+        let value: serde_json::Value = serde_json::from_slice(&frame[n..]).unwrap();
         assert_eq!(value["type"], "welcome");
-        assert_eq!(value["history"][0]["id"], 7);
+        assert_eq!(value["you"], "bob");
+        assert_eq!(value["history"][1]["id"], 7);
         assert_eq!(value["last_id"], 7);
+        let empty = Welcome {
+            you: "bob",
+            room: "lobby",
+            users: vec![],
+            count: 1,
+            last_id: 0,
+            truncated: false,
+        }
+        .to_frame(&HistoryTail::new(std::iter::empty()))
+        .concat();
+        let value: serde_json::Value = serde_json::from_slice(&empty[2..]).unwrap();
+        assert_eq!(value["history"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_welcome_stays_within_its_documented_size() {
+        // The largest of everything: 4-byte characters in every name, quotes in the room's
+        // place (ASCII only there), the longest numbers.
+        let name = "\u{1F600}".repeat(32);
+        let users: Vec<&str> = (0..100).map(|_| name.as_str()).collect();
+        let history_bytes = 1000;
+        let welcome = Welcome {
+            you: &name,
+            room: &"r".repeat(64),
+            users,
+            count: usize::MAX,
+            last_id: u64::MAX,
+            truncated: true,
+        }
+        .to_frame(&HistoryTail(Bytes::from(vec![b' '; history_bytes + 2])));
+        let payload = welcome.concat().len() - 4; // a 16-bit length: 4 header bytes
+        assert!(payload <= welcome_size_limit(history_bytes, 100, 32, 64));
+        assert!(payload > welcome_size_limit(history_bytes, 100, 32, 64) - 200);
     }
 }

@@ -5,13 +5,13 @@
 use std::future::Future;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 use super::hub::Membership;
 use super::params::Params;
 use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
-use super::room::Delivery;
+use super::room::{Delivery, Subscription};
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{close_code, Ending, Outbox, WriteStats};
@@ -36,7 +36,10 @@ where
     let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
-    ws.writer.push(entry.welcome);
+    // One frame in two pieces: this joiner's part, then the room's shared history.
+    let [head, history] = entry.welcome;
+    ws.writer.push(head);
+    ws.writer.push(history);
     // Built here and moved in whole: built inside the block from captured parts, the parts'
     // own slots would stay in the future beside it for the life of the connection.
     let mut chat = Chat {
@@ -69,7 +72,7 @@ struct Chat {
     conn_id: u64,
     /// The connection's place in its room; dropping it leaves the room.
     membership: Membership,
-    events: broadcast::Receiver<Delivery>,
+    events: Subscription,
     /// When this connection's last `typing` was relayed.
     last_typing: Option<Instant>,
 }

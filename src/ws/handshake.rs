@@ -33,6 +33,8 @@ pub enum HandshakeError {
     BadParameter(&'static str),
     /// The server is at its connection limit.
     ServerFull,
+    /// The request would create a room and the server is at `--max-rooms`.
+    RoomLimit,
 }
 
 impl HandshakeError {
@@ -42,7 +44,7 @@ impl HandshakeError {
             NotGet => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             ForbiddenOrigin => StatusCode::FORBIDDEN,
-            ServerFull => StatusCode::SERVICE_UNAVAILABLE,
+            ServerFull | RoomLimit => StatusCode::SERVICE_UNAVAILABLE,
             OldHttpVersion | NoUpgradeHeader | NoConnectionUpgrade | BadKey | BadParameter(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -61,6 +63,7 @@ impl HandshakeError {
             ForbiddenOrigin => "origin not allowed",
             BadParameter(reason) => reason,
             ServerFull => "server at its connection limit",
+            RoomLimit => "server at its room limit: join an existing room or try later",
         }
     }
 }
