@@ -101,6 +101,12 @@ async fn one_message_can_be_followed_to_every_member_of_the_room() {
             && l.contains(text)
             && l.contains("(write #")
     };
+    // The welcome is queued in two pieces (bob's part, the room's shared history): one frame.
+    let welcome = |l: &str| {
+        l.contains("conn{id=2 nick=bob}")
+            && l.contains("out FIN")
+            && l.contains(r#"|{"type":"welcome""#)
+    };
     let bob_write = |l: &str| l.contains("conn{id=2 nick=bob}") && l.contains(" complete");
     let close_in = |l: &str| {
         l.contains("conn{id=1 nick=alice}")
@@ -111,8 +117,8 @@ async fn one_message_can_be_followed_to_every_member_of_the_room() {
     let close_out = |l: &str| {
         l.contains("conn{id=1 nick=alice}") && l.contains("out ") && l.contains("code=1000")
     };
-    let wanted: [&dyn Fn(&str) -> bool; 6] = [
-        &handshake, &alice_in, &bob_out, &bob_write, &close_in, &close_out,
+    let wanted: [&dyn Fn(&str) -> bool; 7] = [
+        &handshake, &welcome, &alice_in, &bob_out, &bob_write, &close_in, &close_out,
     ];
     let lines = collect_until(&server, &wanted);
     drop(server);
@@ -131,6 +137,12 @@ async fn one_message_can_be_followed_to_every_member_of_the_room() {
             .iter()
             .any(|l| l.contains("conn{id=2 nick=bob}") && l.contains(&format!("write #{number}:"))),
         "no write #{number} line:\n{log}"
+    );
+    assert!(!log.contains("not a frame"), "{log}");
+    assert_eq!(
+        lines.iter().filter(|l| welcome(l)).count(),
+        1,
+        "one welcome frame for bob:\n{log}"
     );
     // Piped to a test, not a terminal: no colour codes.
     assert!(!log.contains('\x1b'), "colour codes in:\n{log}");

@@ -55,17 +55,40 @@ struct OutTrace {
     lines: VecDeque<Option<String>>,
     /// Write calls that wrote something, from 1.
     writes: u64,
+    /// Bytes of the last frame pushed that are still to come in later pushes (a frame queued in
+    /// pieces, like the chat's welcome: its own part, then the room's shared history).
+    rest_of_frame: u64,
+}
+
+impl OutTrace {
+    /// Records one pushed buffer: a whole frame, the start of one, or the next piece of one.
+    fn pushed(&mut self, buffer: &[u8]) {
+        if self.rest_of_frame > 0 {
+            // A continuation: the frame's line moves to the buffer that now ends it.
+            self.rest_of_frame = self.rest_of_frame.saturating_sub(buffer.len() as u64);
+            let line = self.lines.back_mut().and_then(Option::take);
+            self.lines.push_back(line);
+            return;
+        }
+        let line = match FrameHeader::parse(buffer) {
+            Ok(Some((header, len))) => {
+                let whole = len as u64 + header.payload_len;
+                self.rest_of_frame = whole.saturating_sub(buffer.len() as u64);
+                let end = buffer.len().min(len + header.payload_len as usize);
+                trace::describe(&header, &buffer[len..end])
+            }
+            _ => format!("{} bytes that are not a frame", buffer.len()),
+        };
+        self.lines.push_back(Some(line));
+    }
 }
 
 impl Outbox {
-    /// Queues one complete encoded frame. Nothing is written until the writer flushes.
+    /// Queues one encoded frame, or the next piece of one (a frame's pieces are pushed one
+    /// after the other). Nothing is written until the writer flushes.
     pub fn push(&mut self, frame: Bytes) {
         if let Some(out) = &mut self.trace {
-            let line = match FrameHeader::parse(&frame) {
-                Ok(Some((header, len))) => trace::describe(&header, &frame[len..]),
-                _ => format!("{} bytes that are not a frame", frame.len()),
-            };
-            out.lines.push_back(Some(line));
+            out.pushed(&frame);
         }
         self.queued_bytes += frame.len();
         self.queue.push_back(frame);
@@ -375,6 +398,37 @@ mod tests {
             "{log}"
         );
         assert!(lines[6].contains("|four| (write #3)"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn a_frame_queued_in_pieces_is_traced_once_when_its_last_piece_is_written() {
+        let frame = encode_frame(OpCode::Text, b"head and tail");
+        let after = encode_frame(OpCode::Text, b"next");
+        let socket = Socket {
+            takes: VecDeque::from([frame.len() - 2, 2 + after.len()]),
+            written: Vec::new(),
+        };
+        let log = traced(async {
+            let mut writer = FrameWriter::new(socket, true);
+            writer.push(frame.slice(..7));
+            writer.push(frame.slice(7..));
+            writer.push(after);
+            writer.flush().await.unwrap();
+        })
+        .await;
+        let lines: Vec<&str> = log.lines().collect();
+        // The preview is of the first piece (all the trace saw of the payload at the header).
+        assert_eq!(lines.len(), 4, "{log}");
+        assert!(
+            lines[0].contains("write #1: 13 bytes, 0 frames complete"),
+            "{log}"
+        );
+        assert!(
+            lines[1].contains("write #2: 8 bytes, 2 frames complete"),
+            "{log}"
+        );
+        assert!(lines[2].contains("len=13 |head | (write #2)"), "{log}");
+        assert!(lines[3].contains("|next| (write #2)"), "{log}");
     }
 
     #[test]
