@@ -17,10 +17,14 @@ pub struct Config {
     #[arg(long, env = "WSCHAT_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
-    /// Log every WebSocket frame in and out (direction, FIN, RSV, opcode, mask, length, first
-    /// bytes in hex) at INFO level. A teaching aid: slow, and it logs message contents.
-    #[arg(long)]
-    pub trace_frames: bool,
+    /// Log every WebSocket frame in and out at INFO level, each line prefixed with its
+    /// connection's id (and nickname): the handshake's key and accept, each frame's header, text
+    /// previews, close codes, and which write carried each outgoing frame. `--trace-frames`
+    /// follows every connection, `--trace-frames=ID` only connection ID. A teaching aid: slow, and
+    /// it logs message contents. Off by default.
+    #[arg(long, value_name = "ID", num_args = 0..=1, require_equals = true,
+          default_missing_value = "all")]
+    pub trace_frames: Option<TraceFrames>,
 
     /// Largest chat message, in bytes, after reassembling fragments. Bigger ones close the
     /// connection with 1009. Default 64 KiB: far above any human message, small enough that a
@@ -205,6 +209,39 @@ pub struct Config {
     pub log_summary_interval: Duration,
 }
 
+/// Which connections `--trace-frames` follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFrames {
+    All,
+    /// Only the connection with this id (ids count up from 1 in the order upgrades are accepted;
+    /// the handshake line of every connection is logged, so the id can be read off the log).
+    Conn(u64),
+}
+
+impl std::str::FromStr for TraceFrames {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(TraceFrames::All),
+            id => id
+                .parse()
+                .map(TraceFrames::Conn)
+                .map_err(|_| format!("expected a connection id (a number), got {id:?}")),
+        }
+    }
+}
+
+impl TraceFrames {
+    /// Whether connection `id`'s frames are traced.
+    pub fn follows(self, id: u64) -> bool {
+        match self {
+            TraceFrames::All => true,
+            TraceFrames::Conn(followed) => followed == id,
+        }
+    }
+}
+
 impl Default for Config {
     /// Every flag at its documented default. Unlike `Config::parse()`, this reads no `WSCHAT_*`
     /// environment variable: a test or bench gets the same server whatever shell runs it.
@@ -228,6 +265,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_frames_takes_an_optional_connection_id() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("wschat").chain(args.iter().copied()))
+                .map(|config| config.trace_frames)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(parse(&["--trace-frames"]).unwrap(), Some(TraceFrames::All));
+        assert_eq!(
+            parse(&["--trace-frames=7"]).unwrap(),
+            Some(TraceFrames::Conn(7))
+        );
+        assert!(parse(&["--trace-frames=alice"]).is_err());
+        // `require_equals`: a following argument is never taken as the id.
+        assert!(parse(&["--trace-frames", "7"]).is_err());
+        assert!(TraceFrames::Conn(7).follows(7) && !TraceFrames::Conn(7).follows(8));
+    }
 
     #[test]
     fn defaults_ignore_the_environment() {

@@ -18,7 +18,12 @@ pub async fn run<S>(io: S, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<S
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    let mut ws = shared.websocket(io, &already_read, shared.config.echo_max_message_size);
+    let mut ws = shared.websocket(
+        io,
+        &already_read,
+        shared.config.echo_max_message_size,
+        slot.id,
+    );
     drop(already_read);
     tracing::debug!(conn = slot.id, "echo connection open");
     let mut echo = Echo { shared: &shared };

@@ -11,7 +11,7 @@ async fn main() -> std::io::Result<()> {
     let config = Config::parse();
     // `RUST_LOG` picks the level; frame tracing is INFO on its own target, so turn it on
     // whenever `--trace-frames` is given.
-    let default = if config.trace_frames {
+    let default = if config.trace_frames.is_some() {
         "info,wschat::frames=info"
     } else {
         "info"

@@ -9,6 +9,7 @@
 //! 3. downcast it back to the `TcpStream` and hand the stream, plus any bytes hyper had already
 //!    read past the request (a pipelined first frame), to the endpoint's session.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -20,10 +21,13 @@ use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span};
 
 use crate::chat::Params;
 use crate::state::{Shared, SlotGuard};
 use crate::ws::handshake::{self, HandshakeError};
+use crate::ws::trace;
 use crate::{assets, chat, echo};
 
 type Body = Full<Bytes>;
@@ -138,6 +142,7 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         }
     };
 
+    let span = trace_span(&req, &accept_key, &endpoint, &slot, shared);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let shared = Arc::clone(shared);
     let tasks = shared.tasks.clone();
@@ -160,14 +165,14 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         // life of the connection, and this task is most of what an idle connection costs.
         let tasks = shared.tasks.clone();
         match endpoint {
-            Endpoint::Chat(params) => tasks.spawn(chat::session::run(
-                stream,
-                already_read,
-                params,
-                slot,
-                shared,
-            )),
-            Endpoint::Echo => tasks.spawn(echo::run(stream, already_read, slot, shared)),
+            Endpoint::Chat(params) => spawn_session(
+                &tasks,
+                chat::session::run(stream, already_read, params, slot, shared),
+                span,
+            ),
+            Endpoint::Echo => {
+                spawn_session(&tasks, echo::run(stream, already_read, slot, shared), span)
+            }
         };
     });
 
@@ -178,6 +183,44 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         .header("sec-websocket-accept", accept_key)
         .body(Full::new(Bytes::new()))
         .expect("a valid response")
+}
+
+/// `--trace-frames`: logs the handshake (the client's key and the accept computed from it) of
+/// every connection, in a `conn{id=… nick=…}` span; returns the span if the connection's frames
+/// are followed, for its task to run in. `None` (no span, no cost) when tracing is off.
+fn trace_span<B>(
+    req: &Request<B>,
+    accept_key: &str,
+    endpoint: &Endpoint,
+    slot: &SlotGuard,
+    shared: &Shared,
+) -> Option<Span> {
+    shared.config.trace_frames?;
+    let span = match endpoint {
+        Endpoint::Chat(params) => {
+            tracing::info_span!(target: trace::TARGET, "conn", id = slot.id, nick = %params.nick)
+        }
+        Endpoint::Echo => tracing::info_span!(target: trace::TARGET, "conn", id = slot.id),
+    };
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|key| key.to_str().ok())
+        .unwrap_or("");
+    span.in_scope(|| trace::trace_handshake(key, accept_key));
+    shared.traces(slot.id).then_some(span)
+}
+
+/// Spawns a session's task, inside its trace span if it has one. Untraced, the task is the bare
+/// session future: an `Instrumented` wrapper would cost every idle connection a span's bytes.
+fn spawn_session<F>(tasks: &TaskTracker, session: F, span: Option<Span>)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match span {
+        Some(span) => tasks.spawn(session.instrument(span)),
+        None => tasks.spawn(session),
+    };
 }
 
 /// Takes the `TcpStream` back from hyper, with the bytes hyper read past the request (a

@@ -109,19 +109,25 @@ impl Shared {
         self.websockets_open.load(Ordering::Relaxed)
     }
 
-    /// Wraps an upgraded socket with this server's frame limits and tracing. `max_message`
-    /// differs per endpoint (chat 64 KiB, echo 16 MiB); the rest is shared.
+    /// Whether `--trace-frames` follows connection `id`.
+    pub fn traces(&self, id: u64) -> bool {
+        self.config.trace_frames.is_some_and(|t| t.follows(id))
+    }
+
+    /// Wraps upgraded connection `id`'s socket with this server's frame limits and tracing.
+    /// `max_message` differs per endpoint (chat 64 KiB, echo 16 MiB); the rest is shared.
     pub fn websocket<S: AsyncRead + AsyncWrite>(
         &self,
         io: S,
         already_read: &[u8],
         max_message: usize,
+        id: u64,
     ) -> WebSocket<S> {
         let limits = Limits {
             max_message,
             max_frame: self.config.max_frame_size,
         };
-        WebSocket::new(io, already_read, limits, self.config.trace_frames)
+        WebSocket::new(io, already_read, limits, self.traces(id))
     }
 
     /// Closes a connection the way `ending` calls for, and counts the close code sent.

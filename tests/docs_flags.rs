@@ -27,7 +27,7 @@ const OTHER_TOOLS: &[&str] = &[
     "--read-buffer",
 ];
 
-/// The files whose flags are checked.
+/// The files whose flags are checked (and every `docs/learn/*.md`).
 const DOCS: &[&str] = &[
     "README.md",
     "benches/README.md",
@@ -111,7 +111,18 @@ fn every_flag_the_docs_name_exists() {
     known.extend(swarm);
     known.extend(OTHER_TOOLS.iter().map(|f| f.to_string()));
     let mut unknown = Vec::new();
-    for doc in DOCS {
+    // The learner's chapters, whichever there are.
+    let mut docs: Vec<String> = DOCS.iter().map(|d| d.to_string()).collect();
+    let mut chapters: Vec<String> = std::fs::read_dir(format!("{root}/docs/learn"))
+        .expect("docs/learn")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/learn/{name}"))
+        .collect();
+    assert!(!chapters.is_empty(), "the chapters were found");
+    chapters.sort();
+    docs.extend(chapters);
+    for doc in &docs {
         let text = std::fs::read_to_string(format!("{root}/{doc}")).expect(doc);
         for (line, flag) in flags_in(&text) {
             if !known.contains(&flag) {

@@ -1,4 +1,7 @@
-//! `--trace-frames` logs every frame in and out, annotated, from the real binary.
+//! `--trace-frames` on the real binary: what a learner reads in the log. Every line names its
+//! connection; the handshake shows the key and the accept; text shows as text; a close shows its
+//! code and reason; an outgoing frame is logged with the write that carried it; and
+//! `--trace-frames=ID` follows one connection.
 
 mod common;
 
@@ -7,39 +10,172 @@ use std::time::{Duration, Instant};
 use common::binary::Binary;
 use common::WAIT;
 use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test]
-async fn every_frame_is_logged_with_its_annotations() {
-    let server = Binary::start_logging(&["--trace-frames"], None);
-    let addr = server.addr;
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
-        .await
-        .expect("connect");
-    client.send(Message::text("hello tracer")).await.unwrap();
-    let echoed = tokio::time::timeout(WAIT, client.next()).await.unwrap();
-    assert!(matches!(echoed, Some(Ok(Message::Text(_)))));
+/// Connects to `path`; returns the client and the `Sec-WebSocket-Accept` the server answered.
+async fn connect(server: &Binary, path: &str) -> (Client, String) {
+    let (client, response) =
+        tokio_tungstenite::connect_async(format!("ws://{}{path}", server.addr))
+            .await
+            .expect("connect");
+    let accept = response.headers()["sec-websocket-accept"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (client, accept)
+}
 
-    // An incoming masked text frame and the outgoing unmasked echo, each with length and bytes.
+/// Reads text frames until one contains `needle`.
+async fn read_until(client: &mut Client, needle: &str) {
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = client.next().await {
+            if let Message::Text(text) = message {
+                if text.contains(needle) {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "never received {needle:?}");
+}
+
+/// Collects log lines until every predicate has matched one (or [`WAIT`] passes); returns them.
+fn collect_until(server: &Binary, wanted: &[&dyn Fn(&str) -> bool]) -> Vec<String> {
     let deadline = Instant::now() + WAIT;
-    let (mut saw_in, mut saw_out) = (false, false);
-    while !(saw_in && saw_out) && Instant::now() < deadline {
-        let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if line.contains("len=12") && line.contains("|hello tracer|") && line.contains("Text") {
-            saw_in |=
-                line.contains(" in ") && line.contains("masked") && !line.contains("unmasked");
-            saw_out |= line.contains("out") && line.contains("unmasked");
-            assert!(line.contains("FIN") && line.contains("rsv=0"), "{line}");
-            assert!(
-                line.contains("68 65 6c 6c 6f"),
-                "hex of the payload: {line}"
-            );
+    let mut lines = Vec::new();
+    while Instant::now() < deadline
+        && !wanted
+            .iter()
+            .all(|want| lines.iter().any(|l: &String| want(l)))
+    {
+        if let Ok(line) = server.lines.recv_timeout(Duration::from_millis(100)) {
+            lines.push(line);
         }
     }
+    lines
+}
+
+#[tokio::test]
+async fn one_message_can_be_followed_to_every_member_of_the_room() {
+    let server = Binary::start_logging(&["--trace-frames"], None);
+    let (mut alice, alice_accept) = connect(&server, "/ws?room=lesson&name=alice").await;
+    read_until(&mut alice, "welcome").await;
+    let (mut bob, _) = connect(&server, "/ws?room=lesson&name=bob").await;
+    read_until(&mut bob, "welcome").await;
+
+    alice
+        .send(Message::text(
+            r#"{"type":"message","text":"hello \"bob\""}"#,
+        ))
+        .await
+        .unwrap();
+    read_until(&mut bob, "hello").await;
+    alice
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+
+    let handshake = |l: &str| {
+        l.contains("conn{id=1 nick=alice}")
+            && l.contains("handshake key=")
+            && l.contains(&format!("accept={alice_accept}"))
+    };
+    // The text itself, escaped as it is in the JSON, on alice's line and on bob's.
+    let text = r#""text":"hello \"bob\"""#;
+    let alice_in =
+        |l: &str| l.contains("conn{id=1 nick=alice}") && l.contains("in  FIN") && l.contains(text);
+    let bob_out = |l: &str| {
+        l.contains("conn{id=2 nick=bob}")
+            && l.contains("out FIN")
+            && l.contains("unmasked")
+            && l.contains(text)
+            && l.contains("(write #")
+    };
+    // The welcome is queued in two pieces (bob's part, the room's shared history): one frame.
+    let welcome = |l: &str| {
+        l.contains("conn{id=2 nick=bob}")
+            && l.contains("out FIN")
+            && l.contains(r#"|{"type":"welcome""#)
+    };
+    let bob_write = |l: &str| l.contains("conn{id=2 nick=bob}") && l.contains(" complete");
+    let close_in = |l: &str| {
+        l.contains("conn{id=1 nick=alice}")
+            && l.contains("in ")
+            && l.contains("Close")
+            && l.contains(r#"code=1000 reason="bye""#)
+    };
+    let close_out = |l: &str| {
+        l.contains("conn{id=1 nick=alice}") && l.contains("out ") && l.contains("code=1000")
+    };
+    let wanted: [&dyn Fn(&str) -> bool; 7] = [
+        &handshake, &welcome, &alice_in, &bob_out, &bob_write, &close_in, &close_out,
+    ];
+    let lines = collect_until(&server, &wanted);
     drop(server);
-    assert!(saw_in, "no trace of the incoming frame");
-    assert!(saw_out, "no trace of the outgoing frame");
+    let log = lines.join("\n");
+    for (i, want) in wanted.iter().enumerate() {
+        assert!(
+            lines.iter().any(|l| want(l)),
+            "line {i} missing from:\n{log}"
+        );
+    }
+    // The number in `out … (write #N)` names a `write #N` line of the same connection.
+    let out = lines.iter().find(|l| bob_out(l)).unwrap();
+    let number = out.rsplit("(write #").next().unwrap().trim_end_matches(')');
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("conn{id=2 nick=bob}") && l.contains(&format!("write #{number}:"))),
+        "no write #{number} line:\n{log}"
+    );
+    assert!(!log.contains("not a frame"), "{log}");
+    assert_eq!(
+        lines.iter().filter(|l| welcome(l)).count(),
+        1,
+        "one welcome frame for bob:\n{log}"
+    );
+    // Piped to a test, not a terminal: no colour codes.
+    assert!(!log.contains('\x1b'), "colour codes in:\n{log}");
+}
+
+#[tokio::test]
+async fn trace_frames_with_an_id_follows_that_connection_only() {
+    let server = Binary::start_logging(&["--trace-frames=2"], None);
+    let (mut first, _) = connect(&server, "/echo").await;
+    let (mut second, _) = connect(&server, "/echo").await;
+    for (client, text) in [(&mut first, "to the first"), (&mut second, "to the second")] {
+        client.send(Message::text(text)).await.unwrap();
+        read_until(client, text).await;
+    }
+
+    let second_echo = |l: &str| l.contains("conn{id=2}") && l.contains(r#"out FIN"#);
+    let lines = collect_until(&server, &[&second_echo]);
+    drop(server);
+    let log = lines.join("\n");
+    assert!(lines.iter().any(|l| second_echo(l)), "{log}");
+    // Every handshake is logged (that is where a learner reads the id to follow) ...
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("conn{id=1}") && l.contains("handshake")),
+        "{log}"
+    );
+    // ... but no frame of the first connection.
+    assert!(!log.contains("to the first"), "{log}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("conn{id=1}") && !l.contains("handshake")),
+        "{log}"
+    );
 }

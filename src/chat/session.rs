@@ -32,7 +32,7 @@ pub fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
-    let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size);
+    let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size, slot.id);
     let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");

@@ -107,6 +107,18 @@ pub fn validate<B>(req: &Request<B>) -> Result<String, HandshakeError> {
 }
 
 /// `base64(SHA-1(key + GUID))`, section 4.2.2 step 5.4.
+///
+/// Why it exists (section 1.3): it proves the answer comes from a server that understood the
+/// WebSocket handshake, not from an HTTP server or cache that happens to answer `101` or replay an
+/// old response. The GUID is a constant no other protocol uses and the key is fresh each time, so
+/// only a WebSocket server can produce the right accept for this request. It is not
+/// authentication: anyone can compute it.
+///
+/// Why the key's text is hashed, not the 16 bytes it decodes to: the RFC says so ("the
+/// base64-encoded value ... is not to be decoded"), so that both sides compute it from the header
+/// exactly as sent. `validate` decodes the key only to check it is 16 bytes; hashing the decoded
+/// bytes would produce a different accept that every client rejects (the
+/// `accepts_a_valid_upgrade` test, which checks the RFC's own example, then fails).
 pub fn accept_key(key: &[u8]) -> String {
     let mut sha1 = Sha1::new();
     sha1.update(key);

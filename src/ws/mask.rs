@@ -1,5 +1,17 @@
 //! Client-to-server masking (RFC 6455 section 5.3).
 //!
+//! Why clients mask (section 10.3): a WebSocket client is often a script on a web page, written
+//! by whoever wrote the page. Unmasked, that script would choose the exact bytes a proxy or cache
+//! between the browser and the server sees, and could make them look like an HTTP request of
+//! its own choosing (the cache-poisoning attack the section describes). The browser picks a fresh
+//! random key for every frame, so the script no longer controls the bytes on the wire. Masking is
+//! not encryption (the key travels in the frame header); it protects intermediaries, not the
+//! message. Servers do not mask: the page's script cannot choose what a server sends.
+//!
+//! Where the mask comes off: [`super::decoder`] checks that every client frame has a key
+//! (`Error::UnmaskedFrame`, close 1002, otherwise) and unmasks each payload piece as it is copied
+//! out of the read (`Payload::unmask_into`).
+//!
 //! Every byte `i` of a client frame's payload is XORed with `mask[i % 4]` ("octet i of the
 //! transformed data is the XOR of octet i of the original data with octet at index i modulo 4 of
 //! the masking key"). Because payloads arrive in pieces, both functions take `offset`: how many

@@ -110,6 +110,12 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
 
     /// One read into the stack scratch, decoded before the poll returns; keeps in `pending`
     /// whatever follows a complete message.
+    ///
+    /// Why not `io.read(&mut buf).await` into a buffer of the connection's: that buffer would have
+    /// to live as long as the connection (a field, or a local held across the `.await`, which is
+    /// stored in the connection's future), and most connections are idle most of the time. A
+    /// local inside `poll_fn`'s closure exists only while this poll runs: the read either fills it
+    /// and it is decoded here, or returns `Pending` and nothing in it matters.
     fn poll_read_and_decode(
         &mut self,
         cx: &mut std::task::Context<'_>,

@@ -139,11 +139,14 @@ where
             }
             let queue_was_empty = ws.writer.is_empty();
             let under_budget = ws.writer.queued_bytes() < limits.write_budget;
-            // `biased`: branches are polled in this order, every turn. Shutdown and the timer come
-            // first so no stream of input can starve them (the write-stall and idle deadlines fire
-            // however busy the peer keeps us); writing comes before reading so a peer that sends
-            // without pause still gets its replies; outside events come last, and `on_event` drains
-            // all that are waiting, so the next turn writes them in one call.
+            // `biased`: branches are polled in this order, every turn (without it `select!` starts
+            // at a random branch, which is fair but makes the order, and so the batching, a matter
+            // of chance). Shutdown and the timer come first so no stream of input can starve them
+            // (the write-stall and idle deadlines fire however busy the peer keeps us); writing
+            // comes before reading so a peer that sends without pause still gets its replies;
+            // outside events come last, and `on_event` drains all that are waiting, so the next
+            // turn writes them in one call. That is the batching: an event is never written on
+            // the turn it is queued, but on the next, together with everything queued by then.
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
