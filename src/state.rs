@@ -40,13 +40,7 @@ impl Shared {
     /// `file_budget`: connections of every kind the process can hold (derived from its
     /// open-file limit); `max_connections`: the WebSocket cap within it.
     pub fn new(config: Config, max_connections: usize, file_budget: usize) -> Arc<Shared> {
-        let room_config = RoomConfig {
-            history: config.history,
-            history_bytes: config.history_bytes,
-            channel_capacity: config.channel_capacity,
-            presence_threshold: config.presence_threshold,
-            welcome_users: config.welcome_users,
-        };
+        let room_config = RoomConfig::from(&config);
         let chat_limits = ConnLimits {
             write_budget: config.write_buffer,
             write_timeout: config.write_timeout,

@@ -23,6 +23,7 @@ const OTHER_TOOLS: &[&str] = &[
     "--check",
     "--full",
     "--measurement-time",
+    "--profile-time",
     "--batch-us",
     "--read-buffer",
 ];

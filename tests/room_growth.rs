@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::peer::within;
 use common::TestServer;
-use wschat::chat::room::INITIAL_CAPACITY;
+use wschat::chat::channel::INITIAL_CAPACITY;
 
 /// Members that join one by one while messages flow.
 const MEMBERS: usize = 300;

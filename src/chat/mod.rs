@@ -1,6 +1,7 @@
 //! The chat itself: rooms, presence, history and the JSON protocol. No frame bytes here beyond
 //! "encode this event once" ([`protocol::ServerEvent::to_frame`]).
 
+pub mod channel;
 pub mod hub;
 pub mod params;
 pub mod protocol;
@@ -8,6 +9,7 @@ pub mod room;
 pub mod session;
 pub mod text;
 
+pub use channel::{Delivery, Subscription};
 pub use hub::{Hub, Membership, RoomLimit};
 pub use params::Params;
-pub use room::{Delivery, Room, RoomConfig, Subscription};
+pub use room::{Room, RoomConfig};

@@ -8,10 +8,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
+use super::channel::{Delivery, Subscription};
 use super::hub::Membership;
 use super::params::Params;
 use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
-use super::room::{Delivery, Subscription};
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{close_code, Ending, Outbox, WriteStats};
@@ -127,7 +127,9 @@ impl Session for Chat {
         let mut next = first;
         loop {
             match next {
-                Ok(delivery) if delivery.skip != self.conn_id => out.push(delivery.frame),
+                Ok(delivery) if delivery.skip.map(u64::from) != Some(self.conn_id) => {
+                    out.push(delivery.frame)
+                }
                 Ok(_) => {}
                 // The channel overwrote `missed` events this client had not read yet. Tell it,
                 // and carry on from the oldest event still held (the documented lag policy).
