@@ -15,6 +15,11 @@
 //! attack); a channel per member (gives up encode-once fan-out); sizing the ring from the member
 //! count alone (a hundred quiet members need no more slots than two busy ones, and a busy room of
 //! two needs more).
+//!
+//! Longer than most files here (about 450 lines before its tests) because it is one idea: every
+//! critical section of a room (enter, exit, post, typing, presence, and the send that may grow the
+//! channel) reads the same state under the same lock, and reads best side by side. What travels
+//! on the channel, and how a member follows it as it grows, is [`super::channel`].
 
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
