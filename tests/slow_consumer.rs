@@ -24,14 +24,7 @@ const WINDOW: usize = 4;
 
 /// The resident memory of this process (server and clients alike), in bytes.
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("VmRSS in kB");
-    kib * 1024
+    common::vm_rss("self")
 }
 
 /// Joins `room` as `name` on a socket whose receive buffer is as small as the kernel allows, and

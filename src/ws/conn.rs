@@ -113,8 +113,7 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::frame::FrameHeader;
-    use crate::ws::mask::apply_mask_naive;
+    use crate::ws::frame::masked_client_frame;
     use crate::ws::Error;
     use tokio_test::io::Builder;
     const LIMITS: Limits = Limits {
@@ -123,20 +122,7 @@ mod tests {
     };
 
     fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-        let mask = [1, 2, 3, 4];
-        let mut body = payload.to_vec();
-        apply_mask_naive(&mut body, mask, 0);
-        let mut out = Vec::new();
-        FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: Some(mask),
-            payload_len: payload.len() as u64,
-        }
-        .encode(&mut out);
-        out.extend(body);
-        out
+        masked_client_frame(opcode, payload)
     }
 
     fn masked_close(code: u16) -> Vec<u8> {

@@ -190,6 +190,17 @@ impl FrameHeader {
         }
     }
 
+    /// The header of a whole (FIN), unmasked server frame of `len` payload bytes.
+    pub fn server(opcode: OpCode, len: usize) -> FrameHeader {
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: len as u64,
+        }
+    }
+
     /// The number of bytes [`encode`](Self::encode) writes.
     pub fn encoded_len(&self) -> usize {
         let len_bytes = match self.payload_len {
@@ -207,13 +218,7 @@ impl FrameHeader {
 /// client"). One allocation holds header and payload, so a broadcast frame is a single `Bytes`
 /// that every recipient's writer shares.
 pub fn encode_frame(opcode: OpCode, payload: &[u8]) -> Bytes {
-    let header = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: None,
-        payload_len: payload.len() as u64,
-    };
+    let header = FrameHeader::server(opcode, payload.len());
     let mut out = BytesMut::with_capacity(header.encoded_len() + payload.len());
     header.encode(&mut out);
     out.put_slice(payload);
@@ -251,6 +256,22 @@ pub fn encode_close(code: u16, reason: &str) -> Bytes {
     payload.extend_from_slice(&code.to_be_bytes());
     payload.extend_from_slice(&reason.as_bytes()[..end]);
     encode_frame(OpCode::Close, &payload)
+}
+
+/// A masked client frame (FIN set, mask `[1, 2, 3, 4]`), for the connection layer's tests.
+#[cfg(test)]
+pub(crate) fn masked_client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mask = [1, 2, 3, 4];
+    let mut body = payload.to_vec();
+    super::mask::apply_mask_naive(&mut body, mask, 0);
+    let mut out = Vec::new();
+    FrameHeader {
+        mask: Some(mask),
+        ..FrameHeader::server(opcode, payload.len())
+    }
+    .encode(&mut out);
+    out.extend(body);
+    out
 }
 
 #[cfg(test)]

@@ -98,13 +98,7 @@ impl Outbox {
     /// echo): the header goes in a small buffer and the payload is shared, not copied, so a
     /// 16 MiB echo costs 16 MiB, not 32.
     pub fn push_message(&mut self, opcode: OpCode, payload: Bytes) {
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
+        let header = FrameHeader::server(opcode, payload.len());
         let mut encoded = BytesMut::with_capacity(header.encoded_len());
         header.encode(&mut encoded);
         if let Some(out) = &mut self.trace {

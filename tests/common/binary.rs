@@ -62,15 +62,7 @@ impl Binary {
 
     /// The server process's resident memory, in bytes (from `/proc`, as the swarm reads it).
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc/PID/status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("VmRSS in kB");
-        kib * 1024
+        super::vm_rss(&self.child.id().to_string())
     }
 
     /// Sends `signal` (`-TERM`, `-INT`) to the server.

@@ -105,6 +105,19 @@ impl Drop for TestServer {
     }
 }
 
+/// Resident memory of a process, in bytes, from `/proc/PROC/status` (`PROC` a PID or `self`):
+/// the figure the swarm's `--server-pid` reads too.
+pub fn vm_rss(proc: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{proc}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("VmRSS in kB");
+    kib * 1024
+}
+
 /// The next text frame as JSON, skipping pings; panics after [`WAIT`].
 pub async fn next_event(client: &mut Client) -> Value {
     loop {

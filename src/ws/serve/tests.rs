@@ -2,8 +2,8 @@
 //! limit, timers and shutdown.
 
 use super::*;
-use crate::ws::frame::{FrameHeader, OpCode};
-use crate::ws::mask::apply_mask_naive;
+use crate::ws::frame::masked_client_frame;
+use crate::ws::frame::OpCode;
 use crate::ws::reader::Limits;
 use tokio_test::io::Builder;
 
@@ -13,20 +13,7 @@ const LIMITS: Limits = Limits {
 };
 
 fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let mask = [1, 2, 3, 4];
-    let mut body = payload.to_vec();
-    apply_mask_naive(&mut body, mask, 0);
-    let mut out = Vec::new();
-    FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: Some(mask),
-        payload_len: payload.len() as u64,
-    }
-    .encode(&mut out);
-    out.extend(body);
-    out
+    masked_client_frame(opcode, payload)
 }
 
 fn masked_close(code: u16) -> Vec<u8> {
