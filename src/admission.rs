@@ -53,6 +53,8 @@ impl Refusal {
 pub struct AdmissionLimits {
     /// WebSocket and HTTP connections together.
     pub file_budget: usize,
+    /// Upgraded connections (`--max-connections`, or the file budget).
+    pub max_websockets: usize,
     pub max_http: usize,
     /// 0 = no limit.
     pub per_ip: usize,
@@ -131,13 +133,17 @@ impl Admission {
         })
     }
 
-    /// Counts an upgraded connection from `ip`. Its HTTP ticket is still held until hyper lets
-    /// go of the connection, a moment later: for that moment it counts twice, never zero times.
-    pub fn upgraded(&self, ip: IpAddr) -> WebSocketTicket {
+    /// Counts an upgraded connection from `ip`, or `None` at `max_websockets`. Its HTTP ticket
+    /// is still held until hyper lets go of the connection, a moment later: for that moment it
+    /// counts twice, never zero times.
+    pub fn upgraded(&self, ip: IpAddr) -> Option<WebSocketTicket> {
         let mut counts = self.lock();
+        if counts.websockets >= self.limits.max_websockets {
+            return None;
+        }
         counts.websockets += 1;
         counts.by_address.entry(ip).or_default().websockets += 1;
-        WebSocketTicket { ip }
+        Some(WebSocketTicket { ip })
     }
 
     /// Gives back an upgraded connection's place.
@@ -203,6 +209,7 @@ mod tests {
     fn admission(per_ip: usize, handshakes_per_ip: usize) -> Arc<Admission> {
         Admission::new(AdmissionLimits {
             file_budget: 10,
+            max_websockets: 5,
             max_http: 6,
             per_ip,
             handshakes_per_ip,
@@ -221,7 +228,7 @@ mod tests {
             admission.admit(A).err(),
             Some(Refusal::TooManyHandshakesFromAddress)
         );
-        let ws = admission.upgraded(A);
+        let ws = admission.upgraded(A).unwrap();
         drop(a1);
         let _a3 = admission.admit(A).unwrap();
         assert_eq!(admission.admit(A).err(), Some(Refusal::TooManyFromAddress));
@@ -242,7 +249,7 @@ mod tests {
         let admission = admission(0, 0);
         let held: Vec<_> = (0..6).map(|_| admission.admit(A).unwrap()).collect();
         assert_eq!(admission.admit(B).err(), Some(Refusal::TooManyHandshakes));
-        let websockets: Vec<_> = (0..4).map(|_| admission.upgraded(A)).collect();
+        let websockets: Vec<_> = (0..4).map(|_| admission.upgraded(A).unwrap()).collect();
         drop(held);
         // 4 upgraded + 6 more HTTP would be 10: the budget.
         let more: Vec<_> = (0..6).map(|_| admission.admit(B).unwrap()).collect();
@@ -256,10 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn websockets_stop_at_their_cap() {
+        let admission = admission(0, 0);
+        let held: Vec<_> = (0..5).map(|_| admission.upgraded(A).unwrap()).collect();
+        assert!(admission.upgraded(B).is_none(), "max_websockets is 5");
+        admission.release(held.into_iter().next().unwrap());
+        assert!(
+            admission.upgraded(B).is_some(),
+            "a freed place is taken again"
+        );
+    }
+
+    #[test]
     fn addresses_are_forgotten_with_their_last_connection() {
         let admission = admission(0, 0);
         let t = admission.admit(A).unwrap();
-        let ws = admission.upgraded(A);
+        let ws = admission.upgraded(A).unwrap();
         drop(t);
         assert_eq!(admission.open(), (0, 1, 1));
         admission.release(ws);

@@ -1,7 +1,7 @@
 //! What every connection shares: settings, rooms, metrics, admission and the shutdown signal.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -31,7 +31,6 @@ pub struct Shared {
     /// no connection holds a copy.
     pub chat_limits: ConnLimits,
     pub echo_limits: ConnLimits,
-    websockets_open: AtomicUsize,
     next_conn_id: AtomicU64,
     next_guest: AtomicU64,
 }
@@ -59,6 +58,7 @@ impl Shared {
         };
         let admission = Admission::new(AdmissionLimits {
             file_budget,
+            max_websockets: max_connections,
             max_http: config.max_http_connections,
             per_ip: config.max_connections_per_ip,
             handshakes_per_ip: config.max_handshakes_per_ip,
@@ -72,7 +72,6 @@ impl Shared {
             admission,
             chat_limits,
             echo_limits,
-            websockets_open: AtomicUsize::new(0),
             next_conn_id: AtomicU64::new(1),
             next_guest: AtomicU64::new(1),
             config,
@@ -82,25 +81,19 @@ impl Shared {
     /// Claims a WebSocket slot for a client at `ip`, or `None` at the limit. The slot is freed
     /// when the guard drops.
     pub fn claim_slot(self: &Arc<Self>, ip: IpAddr) -> Option<SlotGuard> {
-        let taken =
-            self.websockets_open
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                    (open < self.max_connections).then_some(open + 1)
-                });
-        taken.ok().map(|_| {
-            self.metrics.connections_open.inc();
-            self.metrics.connections_total.inc();
-            SlotGuard {
-                shared: Arc::clone(self),
-                id: self.next_conn_id.fetch_add(1, Ordering::Relaxed),
-                ticket: Some(self.admission.upgraded(ip)),
-            }
+        let ticket = self.admission.upgraded(ip)?;
+        self.metrics.connections_open.inc();
+        self.metrics.connections_total.inc();
+        Some(SlotGuard {
+            shared: Arc::clone(self),
+            id: self.next_conn_id.fetch_add(1, Ordering::Relaxed),
+            ticket: Some(ticket),
         })
     }
 
     /// WebSocket connections open now.
     pub fn websockets_open(&self) -> usize {
-        self.websockets_open.load(Ordering::Relaxed)
+        self.admission.open().1
     }
 
     /// Whether `--trace-frames` follows connection `id`.
@@ -152,7 +145,6 @@ pub struct SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.shared.websockets_open.fetch_sub(1, Ordering::AcqRel);
         self.shared.metrics.connections_open.dec();
         if let Some(ticket) = self.ticket.take() {
             self.shared.admission.release(ticket);

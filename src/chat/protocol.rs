@@ -240,13 +240,7 @@ impl Welcome<'_> {
         let mut head = serde_json::to_string(self).expect("a welcome always serializes");
         head.pop(); // the closing brace: `history` and the brace come from the tail
         head.push_str(",\"history\":");
-        let header = crate::ws::FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: OpCode::Text,
-            mask: None,
-            payload_len: (head.len() + history.0.len()) as u64,
-        };
+        let header = crate::ws::FrameHeader::server(OpCode::Text, head.len() + history.0.len());
         let mut out = bytes::BytesMut::with_capacity(header.encoded_len() + head.len());
         header.encode(&mut out);
         out.extend_from_slice(head.as_bytes());

@@ -140,13 +140,7 @@ mod tests {
     use super::*;
 
     fn header(opcode: OpCode, len: usize) -> FrameHeader {
-        FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: len as u64,
-        }
+        FrameHeader::server(opcode, len)
     }
 
     #[test]
