@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
+use crate::auth::{self, AuthError, Grant};
 use crate::chat::Params;
 use crate::state::{Shared, SlotGuard};
 use crate::ws::handshake::{self, HandshakeError};
@@ -34,8 +35,28 @@ type Body = Full<Bytes>;
 
 /// What an upgrade request asked for, decided once from its path and query.
 enum Endpoint {
-    Chat(Params),
+    /// A chat connection, and what its token grants when authentication is on.
+    Chat(Params, Option<Grant>),
     Echo,
+}
+
+/// Why an upgrade was refused: the WebSocket handshake's rules and the chat's parameters, or the
+/// token. Two types because they live in two layers (`ws::handshake` knows nothing of tokens).
+enum Refused {
+    Handshake(HandshakeError),
+    Auth(AuthError),
+}
+
+impl From<HandshakeError> for Refused {
+    fn from(error: HandshakeError) -> Self {
+        Refused::Handshake(error)
+    }
+}
+
+impl From<AuthError> for Refused {
+    fn from(error: AuthError) -> Self {
+        Refused::Auth(error)
+    }
 }
 
 /// Which listener a connection came in on.
@@ -122,7 +143,7 @@ fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
 fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Response<Body> {
     let (accept_key, endpoint, slot) = match accept_upgrade(&req, ip, shared) {
         Ok(accepted) => accepted,
-        Err(error) => {
+        Err(Refused::Handshake(error)) => {
             shared
                 .metrics
                 .handshake_failures
@@ -138,6 +159,25 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
             }
             // A refused upgrade ends the connection: a client that was refused has nothing more
             // to ask, and keeping its socket for the keep-alive timeout would cost a descriptor.
+            return closing(response);
+        }
+        Err(Refused::Auth(error)) => {
+            // The reason and label are fixed texts: nothing of the token reaches the answer,
+            // the log or the metrics.
+            shared
+                .metrics
+                .auth_refusals
+                .with_label_values(&[error.label()])
+                .inc();
+            tracing::debug!(reason = error.label(), "upgrade refused: token");
+            let mut response = text(error.status(), error.reason());
+            if error.status() == StatusCode::UNAUTHORIZED {
+                // RFC 6750 section 3: a 401 names the scheme the client should use.
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"wschat\""),
+                );
+            }
             return closing(response);
         }
     };
@@ -165,9 +205,9 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         // life of the connection, and this task is most of what an idle connection costs.
         let tasks = shared.tasks.clone();
         match endpoint {
-            Endpoint::Chat(params) => spawn_session(
+            Endpoint::Chat(params, grant) => spawn_session(
                 &tasks,
-                chat::session::run(stream, already_read, params, slot, shared),
+                chat::session::run(stream, already_read, params, grant, slot, shared),
                 span,
             ),
             Endpoint::Echo => {
@@ -197,7 +237,7 @@ fn trace_span<B>(
 ) -> Option<Span> {
     shared.config.trace_frames?;
     let span = match endpoint {
-        Endpoint::Chat(params) => {
+        Endpoint::Chat(params, _) => {
             tracing::info_span!(target: trace::TARGET, "conn", id = slot.id, nick = %params.nick)
         }
         Endpoint::Echo => tracing::info_span!(target: trace::TARGET, "conn", id = slot.id),
@@ -232,28 +272,43 @@ fn into_tcp(upgraded: Upgraded) -> Result<(TcpStream, Vec<u8>), Upgraded> {
     Ok((parts.io.into_inner(), parts.read_buf.to_vec()))
 }
 
-/// Every check an upgrade must pass, in order: the RFC's rules, the origin, the endpoint's own
-/// parameters, and last the connection limit (so a malformed request hears what is wrong).
-/// Returns the accept key, the endpoint and the claimed slot.
+/// Every check an upgrade must pass, in order: the RFC's rules, the origin, the token (when
+/// authentication is on), the endpoint's own parameters, the room the token grants, and last the
+/// connection limit (so a malformed request hears what is wrong). Returns the accept key, the
+/// endpoint and the claimed slot.
 fn accept_upgrade(
     req: &Request<Incoming>,
     ip: IpAddr,
     shared: &Arc<Shared>,
-) -> Result<(String, Endpoint, SlotGuard), HandshakeError> {
+) -> Result<(String, Endpoint, SlotGuard), Refused> {
     let accept_key = handshake::validate(req)?;
     handshake::check_origin(req.headers(), &shared.config.allowed_origins)?;
     let endpoint = match req.uri().path() {
         "/ws" => {
             let query = req.uri().query().unwrap_or("");
-            let params = Params::from_query(query, &shared.config, || shared.guest_name())
-                .map_err(HandshakeError::BadParameter)?;
+            let (params, grant) = match &shared.verifier {
+                None => {
+                    let params = Params::from_query(query, &shared.config, || shared.guest_name())
+                        .map_err(HandshakeError::BadParameter)?;
+                    (params, None)
+                }
+                Some(verifier) => {
+                    let token =
+                        auth::request_token(req.headers(), query).ok_or(AuthError::Missing)?;
+                    let grant = verifier.verify_token(&token)?;
+                    let params = Params::from_query_as(query, &shared.config, &grant.nick)
+                        .map_err(HandshakeError::BadParameter)?;
+                    grant.check_room(&params.room)?;
+                    (params, Some(grant))
+                }
+            };
             // A new room beyond `--max-rooms` is refused before the upgrade; existing rooms stay
             // joinable.
             shared
                 .hub
                 .admit(&params.room)
                 .map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
-            Endpoint::Chat(params)
+            Endpoint::Chat(params, grant)
         }
         _ => Endpoint::Echo,
     };
