@@ -238,6 +238,26 @@ async fn a_connection_is_closed_with_4001_when_its_token_expires() {
 }
 
 #[tokio::test]
+async fn info_reaches_the_room_with_the_join() {
+    let server = server_with_secret().await;
+    let (mut watcher, _) = join(&server, &format!("token={}", token("gina", &["lobby"]))).await;
+    let mut with_info = claims("hal", &["lobby"], Duration::from_secs(600));
+    with_info.info = Some(
+        serde_json::value::RawValue::from_string(
+            r##"{"display":"Hal 9000","color":"#c0392b"}"##.into(),
+        )
+        .unwrap(),
+    );
+    let signed = sign_hs256(SECRET.as_bytes(), &with_info);
+    let (_hal, _) = join(&server, &format!("token={signed}")).await;
+    let event = next_event(&mut watcher).await;
+    assert_eq!(event["type"], "join");
+    assert_eq!(event["name"], "hal");
+    assert_eq!(event["info"]["display"], "Hal 9000");
+    assert_eq!(event["info"]["color"], "#c0392b");
+}
+
+#[tokio::test]
 async fn with_auth_off_a_token_changes_nothing() {
     let server = TestServer::start().await;
     let (_c, welcome) = join(&server, "name=zoe&token=whatever").await;

@@ -36,7 +36,11 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size, slot.id);
-    let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
+    let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
+    let (membership, entry) =
+        shared
+            .hub
+            .join_with_info(&params.room, &params.nick, info, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
     // One frame in two pieces: this joiner's part, then the room's shared history.
