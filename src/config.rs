@@ -278,6 +278,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether token authentication is on (some key flag is given).
+    pub fn auth_enabled(&self) -> bool {
+        self.auth_secret.is_some()
+            || self.auth_secret_file.is_some()
+            || self.auth_public_key.is_some()
+    }
+
     /// Defaults, listening on an ephemeral loopback port: what tests and benches start from.
     pub fn for_tests() -> Self {
         Config {

@@ -9,6 +9,7 @@
 //! 3. downcast it back to the `TcpStream` and hand the stream, plus any bytes hyper had already
 //!    read past the request (a pipelined first frame), to the endpoint's session.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -95,6 +96,12 @@ pub fn route(
             response
         }
         "/healthz" => text(StatusCode::OK, "ok"),
+        "/auth/check" if kind == Listener::Main && shared.verifier.is_some() => {
+            match &shared.verifier {
+                Some(verifier) => check_token(&req, verifier),
+                None => text(StatusCode::NOT_FOUND, "not found"),
+            }
+        }
         "/limits" if kind == Listener::Main => {
             let mut response =
                 Response::new(Full::new(Bytes::from(chat::params::page_limits(config))));
@@ -170,15 +177,7 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
                 .with_label_values(&[error.label()])
                 .inc();
             tracing::debug!(reason = error.label(), "upgrade refused: token");
-            let mut response = text(error.status(), error.reason());
-            if error.status() == StatusCode::UNAUTHORIZED {
-                // RFC 6750 section 3: a 401 names the scheme the client should use.
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"wschat\""),
-                );
-            }
-            return closing(response);
+            return closing(auth_refusal(error));
         }
     };
 
@@ -314,6 +313,41 @@ fn accept_upgrade(
     };
     let slot = shared.claim_slot(ip).ok_or(HandshakeError::ServerFull)?;
     Ok((accept_key, endpoint, slot))
+}
+
+/// A token refused: `401` or `403` with its one-line reason.
+fn auth_refusal(error: AuthError) -> Response<Body> {
+    let mut response = text(error.status(), error.reason());
+    if error.status() == StatusCode::UNAUTHORIZED {
+        // RFC 6750 section 3: a 401 names the scheme the client should authenticate with.
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"wschat\""),
+        );
+    }
+    response
+}
+
+/// `GET /auth/check?room=R` with the token as for `/ws`: `204` if the token would be let into
+/// room `R`, else the same `401`/`403` and reason an upgrade would get. A browser cannot read the
+/// status of a refused WebSocket handshake (it sees only "closed"), so this is how the page learns
+/// why, and can say it in words. Not counted in the refusal metrics: it refuses no connection.
+fn check_token<B>(req: &Request<B>, verifier: &auth::Verifier) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("");
+    let room = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "room")
+        .map_or(Cow::Borrowed(chat::params::DEFAULT_ROOM), |(_, room)| room);
+    let checked = auth::request_token(req.headers(), query)
+        .ok_or(AuthError::Missing)
+        .and_then(|token| verifier.verify(&token, &room));
+    match checked {
+        Ok(_) => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        Err(error) => auth_refusal(error),
+    }
 }
 
 /// Marks a response as the connection's last (hyper closes after writing it).

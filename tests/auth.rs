@@ -334,3 +334,35 @@ async fn the_token_never_reaches_a_log_an_answer_or_a_metric() {
         }
     }
 }
+
+/// `GET /auth/check` tells a browser why its upgrade was refused (it cannot read the status of a
+/// refused handshake): the same answers, and `204` for a token that would be let in.
+#[tokio::test]
+async fn auth_check_answers_as_the_upgrade_would() {
+    let server = server_with_secret().await;
+    let check = |room: &str, token: Option<String>| {
+        let addr = server.addr;
+        let header = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET /auth/check?room={room} HTTP/1.1\r\nHost: {addr}\r\n{header}Connection: close\r\n\r\n"
+        );
+        async move {
+            let (head, body) = http_exchange(addr, request.as_bytes()).await;
+            (head.status, body)
+        }
+    };
+    assert_eq!(check("tea", Some(token("a", &["tea"]))).await.0, 204);
+    assert_eq!(
+        check("coffee", Some(token("a", &["tea"]))).await,
+        (403, "token does not grant this room".to_owned())
+    );
+    assert_eq!(check("tea", None).await.0, 401);
+    let off = TestServer::start().await;
+    assert_eq!(
+        off.get("/auth/check").await.0,
+        404,
+        "no such page with auth off"
+    );
+}

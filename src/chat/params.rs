@@ -96,12 +96,17 @@ impl Params {
 /// from the flags in force, so a server started with other limits never has the page refuse
 /// valid input or send what it refuses.
 pub fn page_limits(config: &Config) -> String {
-    serde_json::json!({
+    let mut limits = serde_json::json!({
         "max_room_len": config.max_room_len,
         "max_name_len": config.max_name_len,
         "max_text_len": config.max_text_len,
-    })
-    .to_string()
+    });
+    // With authentication on, `"auth": true`: the page asks for a token and leaves the name to
+    // it. Absent when off, so the answer is what it always was.
+    if config.auth_enabled() {
+        limits["auth"] = true.into();
+    }
+    limits.to_string()
 }
 
 /// Inside a name, any invisible character but the plain space lets one name pass for another.
