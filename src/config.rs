@@ -317,6 +317,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_shows_the_auth_secret() {
+        let config =
+            Config::try_parse_from(["wschat", "--auth-secret", "do-not-print-me"]).unwrap();
+        assert!(config.auth_enabled());
+        assert!(!format!("{config:?}").contains("do-not-print-me"));
+    }
+
+    #[test]
     fn defaults_ignore_the_environment() {
         // Safe here: no other test of this crate reads WSCHAT_ADDR.
         std::env::set_var("WSCHAT_ADDR", "127.0.0.1:1");

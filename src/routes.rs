@@ -96,12 +96,10 @@ pub fn route(
             response
         }
         "/healthz" => text(StatusCode::OK, "ok"),
-        "/auth/check" if kind == Listener::Main && shared.verifier.is_some() => {
-            match &shared.verifier {
-                Some(verifier) => check_token(&req, verifier),
-                None => text(StatusCode::NOT_FOUND, "not found"),
-            }
-        }
+        "/auth/check" if kind == Listener::Main => match &shared.verifier {
+            Some(verifier) => check_token(&req, verifier),
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        },
         "/limits" if kind == Listener::Main => {
             let mut response =
                 Response::new(Full::new(Bytes::from(chat::params::page_limits(config))));
