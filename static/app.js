@@ -12,6 +12,9 @@
 //    showed (`state.cursor`) and reconnects with `since=<that id>`, so the server replays exactly
 //    the messages it missed; messages are also dropped if their id is not above the cursor, so a
 //    replay can never show one twice.
+//
+// A server started with a token key (README, "Authentication") says so in `GET /limits`; the page
+// then sends a signed token with each connection instead of a name (see "Tokens" below).
 'use strict';
 
 (function () {
