@@ -103,6 +103,28 @@ fn info_must_be_a_small_object() {
 }
 
 #[test]
+fn public_keys_verify_their_own_algorithm_only() {
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/");
+    let read = |name: &str| std::fs::read(format!("{keys}{name}")).unwrap();
+    let claims = claims("a", &["*"], Duration::from_secs(60));
+    let rs256 = super::mint::sign_with_pem(&read("rsa_private.pem"), &claims).unwrap();
+    let eddsa = super::mint::sign_with_pem(&read("ed25519_private.pem"), &claims).unwrap();
+    let rsa = Verifier::public_key(&read("rsa_public.pem")).unwrap();
+    let ed = Verifier::public_key(&read("ed25519_public.pem")).unwrap();
+    assert!(rsa.verify_token(&rs256).is_ok());
+    assert!(ed.verify_token(&eddsa).is_ok());
+    assert_eq!(
+        rsa.verify_token(&eddsa).err(),
+        Some(AuthError::WrongAlgorithm)
+    );
+    assert_eq!(
+        ed.verify_token(&rs256).err(),
+        Some(AuthError::WrongAlgorithm)
+    );
+    assert!(Verifier::public_key(b"not a key").is_err());
+}
+
+#[test]
 fn short_secrets_are_refused() {
     assert!(Verifier::hmac(b"hunter2").is_err());
 }
@@ -135,4 +157,39 @@ fn debug_never_shows_a_secret() {
 fn base64url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[test]
+fn the_flags_decide_the_keys() {
+    let public = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keys/ed25519_public.pem"
+    ));
+    let private = std::fs::read(public.with_file_name("ed25519_private.pem")).unwrap();
+    let off = crate::Config::for_tests();
+    assert!(
+        Verifier::from_config(&off).unwrap().is_none(),
+        "off by default"
+    );
+    let both = crate::Config {
+        auth_secret: Some(Secret(String::from_utf8(SECRET.to_vec()).unwrap())),
+        auth_public_key: Some(public),
+        ..crate::Config::for_tests()
+    };
+    let verifier = Verifier::from_config(&both).unwrap().expect("on");
+    let claims = claims("a", &["*"], Duration::from_secs(60));
+    assert!(verifier.verify_token(&sign_hs256(SECRET, &claims)).is_ok());
+    let eddsa = super::mint::sign_with_pem(&private, &claims).unwrap();
+    assert!(
+        verifier.verify_token(&eddsa).is_ok(),
+        "the alg picks the key"
+    );
+    let twice = crate::Config {
+        auth_secret_file: Some("/nonexistent".into()),
+        ..both
+    };
+    assert!(
+        Verifier::from_config(&twice).is_err(),
+        "one secret, not two"
+    );
 }
