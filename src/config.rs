@@ -5,6 +5,7 @@
 //! `wschat --help` prints these same lines.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -202,6 +203,30 @@ pub struct Config {
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// HMAC secret (at least 32 bytes) that turns token authentication on: every `/ws`
+    /// connection must then carry an `HS256` token signed with it (`?token=` or
+    /// `Authorization: Bearer`), whose `sub` is the nickname and whose `rooms` say what it may
+    /// join (README, "Authentication"). Off by default: anyone may join any room under any name.
+    /// Prefer `--auth-secret-file` or the environment: a command line is visible to every user of
+    /// the machine. Never printed, not even by `--help`.
+    #[arg(
+        long,
+        env = "WSCHAT_AUTH_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub auth_secret: Option<crate::auth::Secret>,
+
+    /// File holding the HMAC secret of `--auth-secret` (one trailing newline ignored).
+    #[arg(long, value_name = "FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+
+    /// Public key in PEM, Ed25519 (`EdDSA` tokens) or RSA (`RS256`), that turns token
+    /// authentication on: the application's backend signs with the private key, which this
+    /// server never sees. May be given with `--auth-secret`; a token's `alg` picks the key.
+    #[arg(long, value_name = "PEM-FILE")]
+    pub auth_public_key: Option<PathBuf>,
+
     /// Interval of the `info` summary line (connections, rooms, refusals by reason since the last
     /// one). Connection opens and closes log at `debug`, so a client cannot make the log grow
     /// faster than this line and the server's own events. 0 = no summary.
@@ -253,6 +278,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether token authentication is on (some key flag is given).
+    pub fn auth_enabled(&self) -> bool {
+        self.auth_secret.is_some()
+            || self.auth_secret_file.is_some()
+            || self.auth_public_key.is_some()
+    }
+
     /// Defaults, listening on an ephemeral loopback port: what tests and benches start from.
     pub fn for_tests() -> Self {
         Config {
@@ -282,6 +314,14 @@ mod tests {
         // `require_equals`: a following argument is never taken as the id.
         assert!(parse(&["--trace-frames", "7"]).is_err());
         assert!(TraceFrames::Conn(7).follows(7) && !TraceFrames::Conn(7).follows(8));
+    }
+
+    #[test]
+    fn debug_never_shows_the_auth_secret() {
+        let config =
+            Config::try_parse_from(["wschat", "--auth-secret", "do-not-print-me"]).unwrap();
+        assert!(config.auth_enabled());
+        assert!(!format!("{config:?}").contains("do-not-print-me"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod assets;
+pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod echo;

@@ -1,14 +1,36 @@
-//! `wschat`: parse flags, start logging, serve until SIGINT or SIGTERM.
+//! `wschat`: parse flags, start logging, serve until SIGINT or SIGTERM. `wschat token ...`
+//! instead prints a signed token (see `wschat::auth::mint`).
 
 use std::io::IsTerminal;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use wschat::auth::mint::{self, TokenArgs};
 use wschat::{Config, Server};
 
+fn main() -> std::io::Result<()> {
+    // `wschat token` is looked for by hand rather than declared as a clap subcommand: the
+    // server's flags stay at the top level, so `wschat --addr ...` and every documented command
+    // work as before. A server has no positional arguments, so `token` cannot mean anything else.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|first| first == "token") {
+        let token_args = TokenArgs::parse_from(std::env::args_os().skip(1));
+        return match mint::run(token_args) {
+            Ok(token) => {
+                println!("{token}");
+                Ok(())
+            }
+            Err(why) => {
+                eprintln!("wschat token: {why}");
+                std::process::exit(2);
+            }
+        };
+    }
+    serve(Config::parse())
+}
+
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let config = Config::parse();
+async fn serve(config: Config) -> std::io::Result<()> {
     // `RUST_LOG` picks the level; frame tracing is INFO on its own target, so turn it on
     // whenever `--trace-frames` is given.
     let default = if config.trace_frames.is_some() {

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub lagged_events: IntCounter,
     pub dropped_clients: IntCounterVec,
     pub handshake_failures: IntCounterVec,
+    pub auth_refusals: IntCounterVec,
     pub refused_connections: IntCounterVec,
     pub close_codes_sent: IntCounterVec,
     pub http_requests: IntCounterVec,
@@ -85,6 +86,11 @@ impl Metrics {
                 "Refused upgrades, by reason",
                 "reason",
             ),
+            auth_refusals: labelled(
+                "wschat_auth_refusals_total",
+                "Upgrades refused for their token (401, 403), by reason",
+                "reason",
+            ),
             refused_connections: labelled(
                 "wschat_refused_connections_total",
                 "Connections answered 503 and closed at accept, by reason",
@@ -139,6 +145,7 @@ impl Metrics {
             .collect()
             .into_iter()
             .chain(self.handshake_failures.collect())
+            .chain(self.auth_refusals.collect())
         {
             for metric in family.get_metric() {
                 let reason = metric
@@ -184,6 +191,8 @@ fn close_code_label(code: u16) -> &'static str {
         1012 => "1012",
         1013 => "1013",
         1014 => "1014",
+        // The one application code the server itself sends (a token expired).
+        crate::auth::TOKEN_EXPIRED => "4001",
         _ => "other",
     }
 }

@@ -9,6 +9,7 @@
 //! 3. downcast it back to the `TcpStream` and hand the stream, plus any bytes hyper had already
 //!    read past the request (a pipelined first frame), to the endpoint's session.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
+use crate::auth::{self, AuthError, Grant};
 use crate::chat::Params;
 use crate::state::{Shared, SlotGuard};
 use crate::ws::handshake::{self, HandshakeError};
@@ -34,8 +36,28 @@ type Body = Full<Bytes>;
 
 /// What an upgrade request asked for, decided once from its path and query.
 enum Endpoint {
-    Chat(Params),
+    /// A chat connection, and what its token grants when authentication is on.
+    Chat(Params, Option<Grant>),
     Echo,
+}
+
+/// Why an upgrade was refused: the WebSocket handshake's rules and the chat's parameters, or the
+/// token. Two types because they live in two layers (`ws::handshake` knows nothing of tokens).
+enum Refused {
+    Handshake(HandshakeError),
+    Auth(AuthError),
+}
+
+impl From<HandshakeError> for Refused {
+    fn from(error: HandshakeError) -> Self {
+        Refused::Handshake(error)
+    }
+}
+
+impl From<AuthError> for Refused {
+    fn from(error: AuthError) -> Self {
+        Refused::Auth(error)
+    }
 }
 
 /// Which listener a connection came in on.
@@ -74,6 +96,10 @@ pub fn route(
             response
         }
         "/healthz" => text(StatusCode::OK, "ok"),
+        "/auth/check" if kind == Listener::Main => match &shared.verifier {
+            Some(verifier) => check_token(&req, verifier),
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        },
         "/limits" if kind == Listener::Main => {
             let mut response =
                 Response::new(Full::new(Bytes::from(chat::params::page_limits(config))));
@@ -122,7 +148,7 @@ fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
 fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Response<Body> {
     let (accept_key, endpoint, slot) = match accept_upgrade(&req, ip, shared) {
         Ok(accepted) => accepted,
-        Err(error) => {
+        Err(Refused::Handshake(error)) => {
             shared
                 .metrics
                 .handshake_failures
@@ -139,6 +165,17 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
             // A refused upgrade ends the connection: a client that was refused has nothing more
             // to ask, and keeping its socket for the keep-alive timeout would cost a descriptor.
             return closing(response);
+        }
+        Err(Refused::Auth(error)) => {
+            // The reason and label are fixed texts: nothing of the token reaches the answer,
+            // the log or the metrics.
+            shared
+                .metrics
+                .auth_refusals
+                .with_label_values(&[error.label()])
+                .inc();
+            tracing::debug!(reason = error.label(), "upgrade refused: token");
+            return closing(auth_refusal(error));
         }
     };
 
@@ -165,9 +202,9 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         // life of the connection, and this task is most of what an idle connection costs.
         let tasks = shared.tasks.clone();
         match endpoint {
-            Endpoint::Chat(params) => spawn_session(
+            Endpoint::Chat(params, grant) => spawn_session(
                 &tasks,
-                chat::session::run(stream, already_read, params, slot, shared),
+                chat::session::run(stream, already_read, params, grant, slot, shared),
                 span,
             ),
             Endpoint::Echo => {
@@ -197,7 +234,7 @@ fn trace_span<B>(
 ) -> Option<Span> {
     shared.config.trace_frames?;
     let span = match endpoint {
-        Endpoint::Chat(params) => {
+        Endpoint::Chat(params, _) => {
             tracing::info_span!(target: trace::TARGET, "conn", id = slot.id, nick = %params.nick)
         }
         Endpoint::Echo => tracing::info_span!(target: trace::TARGET, "conn", id = slot.id),
@@ -232,33 +269,83 @@ fn into_tcp(upgraded: Upgraded) -> Result<(TcpStream, Vec<u8>), Upgraded> {
     Ok((parts.io.into_inner(), parts.read_buf.to_vec()))
 }
 
-/// Every check an upgrade must pass, in order: the RFC's rules, the origin, the endpoint's own
-/// parameters, and last the connection limit (so a malformed request hears what is wrong).
-/// Returns the accept key, the endpoint and the claimed slot.
+/// Every check an upgrade must pass, in order: the RFC's rules, the origin, the token (when
+/// authentication is on), the endpoint's own parameters, the room the token grants, and last the
+/// connection limit (so a malformed request hears what is wrong). Returns the accept key, the
+/// endpoint and the claimed slot.
 fn accept_upgrade(
     req: &Request<Incoming>,
     ip: IpAddr,
     shared: &Arc<Shared>,
-) -> Result<(String, Endpoint, SlotGuard), HandshakeError> {
+) -> Result<(String, Endpoint, SlotGuard), Refused> {
     let accept_key = handshake::validate(req)?;
     handshake::check_origin(req.headers(), &shared.config.allowed_origins)?;
     let endpoint = match req.uri().path() {
         "/ws" => {
             let query = req.uri().query().unwrap_or("");
-            let params = Params::from_query(query, &shared.config, || shared.guest_name())
-                .map_err(HandshakeError::BadParameter)?;
+            let (params, grant) = match &shared.verifier {
+                None => {
+                    let params = Params::from_query(query, &shared.config, || shared.guest_name())
+                        .map_err(HandshakeError::BadParameter)?;
+                    (params, None)
+                }
+                Some(verifier) => {
+                    let token =
+                        auth::request_token(req.headers(), query).ok_or(AuthError::Missing)?;
+                    let grant = verifier.verify_token(&token)?;
+                    let params = Params::from_query_as(query, &shared.config, &grant.nick)
+                        .map_err(HandshakeError::BadParameter)?;
+                    grant.check_room(&params.room)?;
+                    (params, Some(grant))
+                }
+            };
             // A new room beyond `--max-rooms` is refused before the upgrade; existing rooms stay
             // joinable.
             shared
                 .hub
                 .admit(&params.room)
                 .map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
-            Endpoint::Chat(params)
+            Endpoint::Chat(params, grant)
         }
         _ => Endpoint::Echo,
     };
     let slot = shared.claim_slot(ip).ok_or(HandshakeError::ServerFull)?;
     Ok((accept_key, endpoint, slot))
+}
+
+/// A token refused: `401` or `403` with its one-line reason.
+fn auth_refusal(error: AuthError) -> Response<Body> {
+    let mut response = text(error.status(), error.reason());
+    if error.status() == StatusCode::UNAUTHORIZED {
+        // RFC 6750 section 3: a 401 names the scheme the client should authenticate with.
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"wschat\""),
+        );
+    }
+    response
+}
+
+/// `GET /auth/check?room=R` with the token as for `/ws`: `204` if the token would be let into
+/// room `R`, else the same `401`/`403` and reason an upgrade would get. A browser cannot read the
+/// status of a refused WebSocket handshake (it sees only "closed"), so this is how the page learns
+/// why, and can say it in words. Not counted in the refusal metrics: it refuses no connection.
+fn check_token<B>(req: &Request<B>, verifier: &auth::Verifier) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("");
+    let room = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "room")
+        .map_or(Cow::Borrowed(chat::params::DEFAULT_ROOM), |(_, room)| room);
+    let checked = auth::request_token(req.headers(), query)
+        .ok_or(AuthError::Missing)
+        .and_then(|token| verifier.verify(&token, &room));
+    match checked {
+        Ok(_) => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        Err(error) => auth_refusal(error),
+    }
 }
 
 /// Marks a response as the connection's last (hyper closes after writing it).

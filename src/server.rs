@@ -47,6 +47,9 @@ impl Server {
     /// Binds `config.addr` (port 0 picks a free port), and `--metrics-addr` if given, and raises
     /// the open-file limit as far as the system allows.
     pub async fn bind(config: Config) -> io::Result<Server> {
+        // Keys first: a bad key file should stop the server before it listens, not after.
+        let verifier = crate::auth::Verifier::from_config(&config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = listen(config.addr)?;
         let metrics_listener = config.metrics_addr.map(listen).transpose()?;
         let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
@@ -58,7 +61,7 @@ impl Server {
         Ok(Server {
             listener,
             metrics_listener,
-            shared: Shared::new(config, max_connections, file_budget),
+            shared: Shared::new(config, max_connections, file_budget, verifier),
         })
     }
 

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, AdmissionLimits, WebSocketTicket};
+use crate::auth::Verifier;
 use crate::chat::{Hub, RoomConfig};
 use crate::metrics::Metrics;
 use crate::ws::{ConnLimits, Ending, Limits, Socket, WebSocket};
@@ -30,6 +31,9 @@ pub struct Shared {
     /// no connection holds a copy.
     pub chat_limits: ConnLimits,
     pub echo_limits: ConnLimits,
+    /// Checks tokens when authentication is on (`--auth-secret`, `--auth-public-key`); `None`
+    /// when it is off, and every connection is taken at its word.
+    pub verifier: Option<Verifier>,
     next_conn_id: AtomicU64,
     next_guest: AtomicU64,
 }
@@ -37,7 +41,12 @@ pub struct Shared {
 impl Shared {
     /// `file_budget`: connections of every kind the process can hold (derived from its
     /// open-file limit); `max_connections`: the WebSocket cap within it.
-    pub fn new(config: Config, max_connections: usize, file_budget: usize) -> Arc<Shared> {
+    pub fn new(
+        config: Config,
+        max_connections: usize,
+        file_budget: usize,
+        verifier: Option<Verifier>,
+    ) -> Arc<Shared> {
         let room_config = RoomConfig::from(&config);
         let chat_limits = ConnLimits {
             write_budget: config.write_buffer,
@@ -71,6 +80,7 @@ impl Shared {
             admission,
             chat_limits,
             echo_limits,
+            verifier,
             next_conn_id: AtomicU64::new(1),
             next_guest: AtomicU64::new(1),
             config,

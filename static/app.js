@@ -12,6 +12,9 @@
 //    showed (`state.cursor`) and reconnects with `since=<that id>`, so the server replays exactly
 //    the messages it missed; messages are also dropped if their id is not above the cursor, so a
 //    replay can never show one twice.
+//
+// A server started with a token key (README, "Authentication") says so in `GET /limits`; the page
+// then sends a signed token with each connection instead of a name (see "Tokens" below).
 'use strict';
 
 (function () {
@@ -25,6 +28,13 @@
    * server's defaults, used until it answers.
    */
   const limits = { max_room_len: 64, max_name_len: 32, max_text_len: 4096 };
+  /** Whether the server requires a signed token (`"auth": true` in `GET /limits`). */
+  let authRequired = false;
+  /** Where the token is kept for this tab (it survives a reload, not the tab). Not localStorage:
+   *  a token is a short-lived credential, not a preference. */
+  const STORAGE_TOKEN = 'wschat.token';
+  /** The close code the server sends when the token expires while connected (README). */
+  const CLOSE_TOKEN_EXPIRED = 4001;
   /** Room names the server accepts: letters, digits, '-', '_', '.' (not only dots). */
   const ROOM_CHARS = /^[A-Za-z0-9._-]+$/;
   /** Control characters (C0, DEL, C1) are not printable, so not allowed in a nickname. */
@@ -67,6 +77,9 @@
     sendHint: $('send-hint'),
     userCount: $('user-count'),
     users: $('users'),
+    tokenForm: $('token-form'),
+    tokenWhy: $('token-why'),
+    tokenInput: $('token-input'),
   };
 
   // ---------------------------------------------------------------------------------------------
@@ -103,6 +116,8 @@
     lastTs: 0,
     /** No reconnect before this time (ms since epoch); only the test hook sets it. */
     holdUntil: 0,
+    /** The signed token sent with each connection when the server requires one, else null. */
+    token: null,
   };
 
   /** Counters the browser tests read through `window.wschatDebug` (see the end of the file). */
@@ -117,8 +132,17 @@
     els.retry.hidden = true;
 
     const params = new URLSearchParams({ room: state.room });
-    const name = state.you || state.name;
-    if (name) params.set('name', name);
+    if (authRequired) {
+      // The token names us; `name` would be ignored by the server.
+      if (!state.token) {
+        askForToken('This server needs a token to join.');
+        return;
+      }
+      params.set('token', state.token);
+    } else {
+      const name = state.you || state.name;
+      if (name) params.set('name', name);
+    }
     // Resume where we left off. A cursor of 0 is meaningful too ("I have seen nothing, the room
     // was empty"): the server then replays everything sent while we were away.
     if (state.cursor !== null) params.set('since', String(state.cursor));
@@ -129,6 +153,10 @@
     stats.connects += 1;
     setStatus(state.attempt === 0 ? 'connecting' : 'reconnecting', 'Connecting…');
 
+    let opened = false;
+    ws.addEventListener('open', () => {
+      opened = true;
+    });
     ws.addEventListener('message', (event) => {
       if (ws !== state.socket) return;
       let data;
@@ -143,9 +171,90 @@
     ws.addEventListener('close', (event) => {
       if (ws !== state.socket) return;
       state.socket = null;
-      scheduleReconnect(event);
+      if (authRequired && event.code === CLOSE_TOKEN_EXPIRED) {
+        askForToken('Your token expired. Paste a fresh one to carry on.');
+      } else if (authRequired && !opened) {
+        explainRefusal(event);
+      } else {
+        scheduleReconnect(event);
+      }
     });
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tokens (only when the server requires them).
+
+  /** Forgets the token and asks for another, saying why. Nothing reconnects until one is given:
+   *  retrying a refused token would only be refused again. */
+  function askForToken(why) {
+    state.token = null;
+    sessionStorage.removeItem(STORAGE_TOKEN);
+    clearTimeout(state.retryTimer);
+    els.retry.hidden = true;
+    els.tokenWhy.textContent = why;
+    els.tokenForm.hidden = false;
+    setStatus('reconnecting', 'Waiting for a token');
+    els.tokenInput.focus();
+  }
+
+  /** The handshake was refused or the server is unreachable: a browser is not told which, nor
+   *  the status. `GET /auth/check` answers what the upgrade did (204, or 401/403 and a reason),
+   *  so a refused token is explained in words and anything else is retried as usual. */
+  async function explainRefusal(event) {
+    const token = state.token;
+    let response = null;
+    try {
+      const query = new URLSearchParams({ room: state.room });
+      response = await fetch(`/auth/check?${query}`, {
+        headers: { Authorization: `Bearer ${token}` },
+        cache: 'no-store',
+      });
+    } catch {
+      // Unreachable: retry as for any dropped connection.
+    }
+    if (token !== state.token || state.socket !== null) return; // Superseded meanwhile.
+    if (response && (response.status === 401 || response.status === 403)) {
+      const reason = (await response.text()).trim();
+      const what = response.status === 401 ? 'The server refused your token' : 'Not allowed here';
+      askForToken(`${what}: ${reason} (${response.status}).`);
+    } else {
+      scheduleReconnect(event);
+    }
+  }
+
+  /** A token given in the address (`#room&token=...` or `#token=...`): kept for this tab, and
+   *  taken out of the address bar and the history at once, so it is not bookmarked or shared
+   *  with the link. */
+  function takeTokenFromHash() {
+    if (!authRequired) return;
+    const parts = location.hash.slice(1).split('&');
+    const at = parts.findIndex((part) => part.startsWith('token='));
+    if (at < 0) return;
+    let token = parts[at].slice('token='.length);
+    try {
+      token = decodeURIComponent(token);
+    } catch {
+      // Left as it is; the server will say it is not well-formed.
+    }
+    parts.splice(at, 1);
+    history.replaceState(null, '', `#${parts.join('&')}`);
+    useToken(token);
+  }
+
+  function useToken(token) {
+    state.token = token || null;
+    if (state.token) sessionStorage.setItem(STORAGE_TOKEN, state.token);
+    els.tokenForm.hidden = true;
+  }
+
+  els.tokenForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = els.tokenInput.value.trim();
+    els.tokenInput.value = '';
+    if (!token) return;
+    useToken(token);
+    reconnectNow();
+  });
 
   /** Closes the current socket on purpose (room switch, rename) and connects afresh. */
   function reconnectNow() {
@@ -570,11 +679,15 @@
   }
 
   window.addEventListener('hashchange', () => {
+    const hadToken = state.token;
+    takeTokenFromHash();
     const room = roomFromHash();
     if (room === null) {
       history.replaceState(null, '', `#${encodeURIComponent(state.room)}`);
     } else if (room !== state.room) {
       enterRoom(room);
+    } else if (state.token !== hadToken) {
+      reconnectNow();
     }
   });
 
@@ -668,6 +781,7 @@
       for (const key of Object.keys(limits)) {
         if (Number.isInteger(served[key]) && served[key] > 0) limits[key] = served[key];
       }
+      authRequired = served.auth === true;
     } catch {
       // An old server, or offline: the defaults are the server's defaults.
     }
@@ -680,6 +794,14 @@
   loadLimits().finally(() => {
     state.name = load(STORAGE_NAME, '');
     els.nameInput.value = state.name;
+    if (authRequired) {
+      // The token decides the nickname; the field shows it once the welcome names it.
+      els.nameInput.disabled = true;
+      els.nameInput.value = '';
+      els.nameInput.placeholder = 'from your token';
+      state.token = sessionStorage.getItem(STORAGE_TOKEN);
+      takeTokenFromHash();
+    }
     const initialRoom = roomFromHash() || recentRooms()[0] || 'lobby';
     if (roomFromHash() !== initialRoom) {
       history.replaceState(null, '', `#${encodeURIComponent(initialRoom)}`);

@@ -1,5 +1,5 @@
 //! Every `--flag` the documentation names exists: the server's flags from its own clap
-//! definition, the swarm's from its argument struct, and a short list of other tools' flags the
+//! definition (and `wschat token`'s from its own), the swarm's from its argument struct, and a short list of other tools' flags the
 //! docs use in commands (cargo, criterion, the fanout example). A renamed or removed flag that a
 //! doc still mentions fails here, not in a reader's terminal.
 
@@ -107,6 +107,12 @@ fn every_flag_the_docs_name_exists() {
         .get_arguments()
         .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
         .collect();
+    // `wschat token`'s own flags (`wschat::auth::mint`).
+    known.extend(
+        wschat::auth::mint::TokenArgs::command()
+            .get_arguments()
+            .filter_map(|arg| arg.get_long().map(|long| format!("--{long}"))),
+    );
     let swarm = swarm_flags(root);
     assert!(swarm.contains("--clients"), "the swarm's flags were found");
     known.extend(swarm);

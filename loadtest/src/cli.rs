@@ -105,6 +105,13 @@ pub struct Args {
     #[arg(long)]
     pub no_echo: bool,
 
+    /// HMAC secret of a server started with `--auth-secret`: each client then presents a token
+    /// of its own in its URL (`sub` its name `c<i>`, `rooms` its room, valid a day), minted by
+    /// the client as it connects, so the connect figures include verifying one token per
+    /// connection. Chat protocol only. Default: no token (the server's default, auth off).
+    #[arg(long)]
+    pub token_secret: Option<String>,
+
     /// Room names are `<prefix>-<n>`. Default `lt-<run id>`, fresh each run, so a room's history
     /// or a concurrent run never mixes into the counts.
     #[arg(long)]
@@ -209,6 +216,9 @@ impl Args {
                 "--rooms must be between 1 and --clients ({})",
                 self.clients
             ));
+        }
+        if self.token_secret.is_some() && self.protocol != Protocol::Chat {
+            return Err("--token-secret needs --protocol chat".into());
         }
         if self.senders + self.slow_readers > self.clients {
             return Err(format!(

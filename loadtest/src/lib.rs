@@ -45,6 +45,7 @@ pub mod stats;
 pub mod swarm;
 pub mod tally;
 pub mod target;
+pub mod token;
 pub mod verdict;
 pub mod warnings;
 pub mod worker;

@@ -55,7 +55,8 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         .room_prefix
         .clone()
         .unwrap_or_else(|| format!("lt-{run:08x}"));
-    let targets = Targets::resolve(&args.url, args.protocol, room_prefix)?;
+    let mut targets = Targets::resolve(&args.url, args.protocol, room_prefix)?;
+    targets.tokens = args.token_secret.as_deref().map(crate::token::Minter::new);
     let source_addrs = match &args.source_addrs {
         Some(given) => given.0.clone(),
         None => limits::default_source_addrs(args.clients, &targets.addrs()),

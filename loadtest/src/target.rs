@@ -9,6 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::SystemTime;
 
 use crate::cli::Protocol;
+use crate::token::Minter;
 
 /// One server the swarm connects to.
 #[derive(Clone, Debug)]
@@ -28,6 +29,8 @@ pub struct Targets {
     pub protocol: Protocol,
     /// Room names' prefix (chat protocol).
     pub room_prefix: String,
+    /// `--token-secret`: each chat client's URL carries a token minted for it.
+    pub tokens: Option<Minter>,
 }
 
 impl Targets {
@@ -50,6 +53,7 @@ impl Targets {
             servers,
             protocol,
             room_prefix,
+            tokens: None,
         })
     }
 
@@ -64,13 +68,22 @@ impl Targets {
     }
 
     /// The URL client `i` of room `room` connects to. With `--protocol chat` `room=` and `name=`
-    /// are appended to the query; with `--protocol raw` `{room}` is replaced by the room number.
+    /// are appended to the query (and `token=`, minted now, with `--token-secret`); with
+    /// `--protocol raw` `{room}` is replaced by the room number.
     pub fn url_for(&self, i: usize, room: usize) -> String {
         let url = &self.server_of(i).url;
         match self.protocol {
             Protocol::Chat => {
                 let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}room={}-{room}&name=c{i}", self.room_prefix)
+                let room = format!("{}-{room}", self.room_prefix);
+                let name = format!("c{i}");
+                match &self.tokens {
+                    Some(minter) => {
+                        let token = minter.mint(&name, &room);
+                        format!("{url}{sep}room={room}&name={name}&token={token}")
+                    }
+                    None => format!("{url}{sep}room={room}&name={name}"),
+                }
             }
             Protocol::Raw => url.replace("{room}", &room.to_string()),
         }

@@ -118,3 +118,35 @@ async fn messages_the_server_refuses_are_not_owed_to_anyone() {
     assert_eq!(r.delivered, r.expected, "{}", r.human());
     assert_eq!(r.lost, 0);
 }
+
+/// `--token-secret`: against a server with authentication on, every client presents a token of
+/// its own and gets in; without it, every one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_token_secret_every_client_presents_its_own_token() {
+    const SECRET: &str = "swarm-test-secret-of-thirty-two-bytes";
+    let (addr, _stop) = start(wschat::Config {
+        auth_secret: Some(SECRET.parse().unwrap()),
+        ..wschat::Config::for_tests()
+    })
+    .await;
+    let base = format!(
+        "--url ws://{addr}/ws --clients 40 --rooms 4 --senders 4 --rate 40 --duration 1s --settle 200ms --drain 3s --quiet"
+    );
+    let out = swarm(args(&format!("{base} --token-secret {SECRET}"))).await;
+    let r = &out.report;
+    assert_eq!(
+        (r.clients_connected, r.connect_errors),
+        (40, 0),
+        "{}",
+        r.human()
+    );
+    assert_eq!(r.delivered, r.expected, "{}", r.human());
+
+    let refused = swarm(args(&format!("{base} --max-connect-errors 1"))).await;
+    assert_eq!(
+        refused.report.clients_connected,
+        0,
+        "no token, no entry: {}",
+        refused.report.human()
+    );
+}

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use serde_json::value::RawValue;
+
 use super::room::{Entry, Room, RoomConfig};
 
 /// Independent maps the rooms are spread over. More than the cores of any machine this runs on,
@@ -131,6 +133,17 @@ impl Hub {
         nick: &str,
         since: Option<u64>,
     ) -> (Membership, Entry) {
+        self.join_with_info(room_name, nick, None, since)
+    }
+
+    /// [`Self::join`], with the `info` of the joiner's token for its `join` event.
+    pub fn join_with_info(
+        self: &Arc<Self>,
+        room_name: &str,
+        nick: &str,
+        info: Option<&RawValue>,
+        since: Option<u64>,
+    ) -> (Membership, Entry) {
         let room = {
             let mut rooms = self.shard(room_name);
             let room = match rooms.get(room_name) {
@@ -150,7 +163,7 @@ impl Hub {
             room.reserve();
             room
         };
-        let entered = room.enter(nick, since);
+        let entered = room.enter_with_info(nick, info, since);
         if entered.presence_queued {
             self.queue_presence(&room);
         }

@@ -29,6 +29,23 @@ impl Params {
         config: &Config,
         guest_name: impl FnOnce() -> String,
     ) -> Result<Params, Refusal> {
+        Self::parse(query, config, None, guest_name)
+    }
+
+    /// Reads the query string of a connection whose token names it `nick` (its `sub`): `name=`
+    /// is ignored, so a client can never speak as anyone but its token's user. Ignored rather
+    /// than required to match: the page and other clients need not know the name to connect,
+    /// and there is nothing a mismatch could usefully tell them.
+    pub fn from_query_as(query: &str, config: &Config, nick: &str) -> Result<Params, Refusal> {
+        Self::parse(query, config, Some(nick), String::new)
+    }
+
+    fn parse(
+        query: &str,
+        config: &Config,
+        token_nick: Option<&str>,
+        guest_name: impl FnOnce() -> String,
+    ) -> Result<Params, Refusal> {
         let (mut room, mut nick, mut since) = (None, None, None);
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
@@ -55,8 +72,9 @@ impl Params {
                 "room must be letters, digits, '-', '_' or '.' (not only dots), at most --max-room-len characters",
             );
         }
-        let nick = match nick {
-            Some(nick) if !nick.is_empty() => nick,
+        let nick = match (token_nick, nick) {
+            (Some(sub), _) => sub.trim().to_owned(),
+            (None, Some(nick)) if !nick.is_empty() => nick,
             _ => guest_name(),
         };
         let nick_ok = nick.chars().count() <= config.max_name_len
@@ -65,7 +83,10 @@ impl Params {
                 .any(|c| c.is_control() || is_invisible_in_name(c))
             && !is_blank(&nick);
         if !nick_ok {
-            return Err("name must be printable and visible, at most --max-name-len characters");
+            return Err(match token_nick {
+                Some(_) => "the token's sub must be a printable, visible name of at most --max-name-len characters",
+                None => "name must be printable and visible, at most --max-name-len characters",
+            });
         }
         Ok(Params { room, nick, since })
     }
@@ -75,12 +96,17 @@ impl Params {
 /// from the flags in force, so a server started with other limits never has the page refuse
 /// valid input or send what it refuses.
 pub fn page_limits(config: &Config) -> String {
-    serde_json::json!({
+    let mut limits = serde_json::json!({
         "max_room_len": config.max_room_len,
         "max_name_len": config.max_name_len,
         "max_text_len": config.max_text_len,
-    })
-    .to_string()
+    });
+    // With authentication on, `"auth": true`: the page asks for a token and leaves the name to
+    // it. Absent when off, so the answer is what it always was.
+    if config.auth_enabled() {
+        limits["auth"] = true.into();
+    }
+    limits.to_string()
 }
 
 /// Inside a name, any invisible character but the plain space lets one name pass for another.
@@ -120,6 +146,14 @@ mod tests {
         }
         assert!(parse("room=a.b").is_ok());
         assert!(parse("room=.hidden").is_ok());
+    }
+
+    #[test]
+    fn a_token_names_the_connection_whatever_name_says() {
+        let config = Config::for_tests();
+        let params = Params::from_query_as("room=a&name=mallory", &config, "alice").unwrap();
+        assert_eq!((params.room.as_str(), params.nick.as_str()), ("a", "alice"));
+        assert!(Params::from_query_as("name=bob", &config, "").is_err());
     }
 
     #[test]

@@ -117,6 +117,10 @@ pub enum ServerEvent<'a> {
     Message(ChatMessage<'a>),
     Join {
         name: &'a str,
+        /// The `info` claim of the joiner's token (authentication on), as it was signed: a small
+        /// JSON object such as `{"display":"Alice A.","color":"#c0392b"}`. Absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        info: Option<&'a RawValue>,
     },
     Leave {
         name: &'a str,

@@ -192,7 +192,20 @@ impl Room {
     ///
     /// `since` is the id of the last message the client already has: it gets every later message
     /// still held, and `truncated` if some are gone. Without it, the most recent history.
+    #[cfg(test)]
     pub(super) fn enter(&self, nick: &str, since: Option<u64>) -> Entered {
+        self.enter_with_info(nick, None, since)
+    }
+
+    /// [`Self::enter`], with the `info` of the user's token for its `join` event (announced only
+    /// for a name's first connection, and only in a small room: coalesced presence and welcomes
+    /// list names alone, so a large room's events stay small).
+    pub(super) fn enter_with_info(
+        &self,
+        nick: &str,
+        info: Option<&RawValue>,
+        since: Option<u64>,
+    ) -> Entered {
         let mut state = self.lock();
         let (nick, first_connection) = match state.user(nick) {
             Ok(at) => {
@@ -209,7 +222,7 @@ impl Room {
                 (nick, true)
             }
         };
-        let presence_queued = first_connection && self.announce(&mut state, &nick, true);
+        let presence_queued = first_connection && self.announce(&mut state, &nick, Some(info));
         // Subscribe after announcing: the joiner learns of itself from its welcome, not a `join`.
         let events = Subscription {
             rx: state.tx.subscribe(),
@@ -278,7 +291,7 @@ impl Room {
                 state.users[at].1 -= 1;
             } else {
                 let (nick, _) = state.users.remove(at);
-                presence_queued = self.announce(&mut state, &nick, false);
+                presence_queued = self.announce(&mut state, &nick, None);
             }
         }
         Exited {
@@ -357,23 +370,28 @@ impl Room {
         self.lock().capacity
     }
 
-    /// A `join` or `leave` for a small room; for a large one, queued for [`Self::flush_presence`].
-    /// A join and a leave of the same name within one interval cancel out. Returns whether the
-    /// room now has queued presence where it had none (so the hub must schedule a flush).
-    fn announce(&self, state: &mut RoomState, nick: &Arc<str>, joined: bool) -> bool {
+    /// A `join` (`joined` is `Some`, with the joiner's `info` if its token had one) or a `leave`
+    /// (`None`) for a small room; for a large one, queued for [`Self::flush_presence`]. A join
+    /// and a leave of the same name within one interval cancel out. Returns whether the room now
+    /// has queued presence where it had none (so the hub must schedule a flush).
+    fn announce(
+        &self,
+        state: &mut RoomState,
+        nick: &Arc<str>,
+        joined: Option<Option<&RawValue>>,
+    ) -> bool {
         let nothing_pending =
             !matches!(&state.pending, Some(p) if !p.joined.is_empty() || !p.left.is_empty());
         if state.users.len() <= self.config.presence_threshold && nothing_pending {
-            let event = if joined {
-                ServerEvent::Join { name: nick }
-            } else {
-                ServerEvent::Leave { name: nick }
+            let event = match joined {
+                Some(info) => ServerEvent::Join { name: nick, info },
+                None => ServerEvent::Leave { name: nick },
             };
             state.send(&self.config, event.to_frame(), None);
             return false;
         }
         let pending = state.pending.get_or_insert_with(Box::default);
-        let (add_to, cancel_in) = if joined {
+        let (add_to, cancel_in) = if joined.is_some() {
             (&mut pending.joined, &mut pending.left)
         } else {
             (&mut pending.left, &mut pending.joined)

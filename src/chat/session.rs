@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
@@ -12,6 +13,7 @@ use super::channel::{Delivery, Subscription};
 use super::hub::Membership;
 use super::params::Params;
 use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
+use crate::auth::{self, Grant};
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{close_code, Ending, Outbox, WriteStats};
@@ -26,11 +28,16 @@ pub fn run(
     io: TcpStream,
     already_read: Vec<u8>,
     params: Params,
+    grant: Option<Grant>,
     slot: SlotGuard,
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
     let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size, slot.id);
-    let (membership, entry) = shared.hub.join(&params.room, &params.nick, params.since);
+    let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
+    let (membership, entry) =
+        shared
+            .hub
+            .join_with_info(&params.room, &params.nick, info, params.since);
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
     // One frame in two pieces: this joiner's part, then the room's shared history.
@@ -45,6 +52,7 @@ pub fn run(
         membership,
         events: entry.events,
         last_typing: None,
+        expires: grant.map(|grant| expiry_instant(grant.expires)),
     };
 
     async move {
@@ -80,6 +88,19 @@ struct Chat {
     events: Subscription,
     /// When this connection's last `typing` was relayed.
     last_typing: Option<Instant>,
+    /// When its token expires (authentication on): the connection is closed with
+    /// [`auth::TOKEN_EXPIRED`] then.
+    expires: Option<Instant>,
+}
+
+/// A token's `exp` (wall-clock time) as a deadline on the monotonic clock the timers use. Taken
+/// once: should the wall clock be stepped later, the connection still ends when its token's
+/// lifetime, as measured at the upgrade, has passed.
+fn expiry_instant(expires: SystemTime) -> Instant {
+    let left = expires
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Instant::now() + left
 }
 
 impl Session for Chat {
@@ -168,5 +189,13 @@ impl Session for Chat {
 
     fn on_written(&mut self, stats: WriteStats) {
         self.shared.metrics.count_writes(stats);
+    }
+
+    fn expires_at(&self) -> Option<Instant> {
+        self.expires
+    }
+
+    fn on_expired(&mut self) -> Ending {
+        Ending::Close(auth::TOKEN_EXPIRED, "token expired".into())
     }
 }

@@ -33,6 +33,8 @@ pub enum Dropped {
     SlowConsumer,
     /// Nothing from the peer, not even a pong, for the idle timeout (close 1001).
     Idle,
+    /// The session's permission ended ([`Session::expires_at`], a token's `exp`).
+    Expired,
 }
 
 impl Dropped {
@@ -42,6 +44,7 @@ impl Dropped {
             Dropped::Flooding => "flooding",
             Dropped::SlowConsumer => "slow_consumer",
             Dropped::Idle => "idle",
+            Dropped::Expired => "expired",
         }
     }
 }
@@ -101,6 +104,19 @@ pub trait Session {
 
     /// Writes completed since the last call.
     fn on_written(&mut self, _stats: WriteStats) {}
+
+    /// When the connection must end whatever happens on it (a token's `exp`), if ever. Watched
+    /// by the loop's one timer, beside the idle and write-stall deadlines, so it costs an open
+    /// connection no task and no timer of its own. Read once, when [`serve`] starts.
+    fn expires_at(&self) -> Option<Instant> {
+        None
+    }
+
+    /// [`Session::expires_at`] has come: how to close. The session picks the code (the chat's is
+    /// an application code that tells the client to come back with a fresh token).
+    fn on_expired(&mut self) -> Ending {
+        Ending::Close(close_code::POLICY_VIOLATION, "expired".into())
+    }
 }
 
 /// Serves one connection until it must end: frames from the peer go to `session` (control
@@ -123,7 +139,7 @@ where
     H: Session,
 {
     async move {
-        let mut duties = Duties::new(limits);
+        let mut duties = Duties::new(limits, session.expires_at());
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(
             duties.next_deadline(limits, &ws.writer),
         ));
@@ -160,7 +176,10 @@ where
                     if let Some((why, _)) = &ending {
                         session.on_dropped(*why);
                     }
-                    ending.map(|(_, ending)| ending)
+                    ending.map(|(why, ending)| match why {
+                        Dropped::Expired => session.on_expired(),
+                        _ => ending,
+                    })
                 }
                 written = ws.writer.flush(to_peer), if !ws.writer.is_empty() => {
                     written.err().map(|_| Ending::Gone("write failed"))
@@ -202,12 +221,15 @@ struct Duties {
     tokens: f64,
     /// Frames refused by the rate limit since the last one that passed.
     strikes: u32,
+    /// When the session must end ([`Session::expires_at`]).
+    expires: Option<Instant>,
 }
 
 impl Duties {
-    fn new(limits: &ConnLimits) -> Self {
+    fn new(limits: &ConnLimits, expires: Option<Instant>) -> Self {
         let now = Instant::now();
         Duties {
+            expires,
             last_heard: now,
             ping_sent: false,
             last_write_progress: now,
@@ -270,6 +292,12 @@ impl Duties {
         writer: &mut FrameWriter,
     ) -> Option<(Dropped, Ending)> {
         let now = Instant::now();
+        if self.expires.is_some_and(|expires| now >= expires) {
+            return Some((
+                Dropped::Expired,
+                Ending::Close(close_code::POLICY_VIOLATION, "expired".into()),
+            ));
+        }
         if !writer.is_empty() && now >= self.last_write_progress + limits.write_timeout {
             return Some((
                 Dropped::SlowConsumer,
@@ -298,6 +326,9 @@ impl Duties {
         }
         if !writer.is_empty() {
             deadline = deadline.min(self.last_write_progress + limits.write_timeout);
+        }
+        if let Some(expires) = self.expires {
+            deadline = deadline.min(expires);
         }
         deadline
     }

@@ -217,3 +217,64 @@ fn token_bucket_allows_bursts_then_the_rate() {
     let mut none = 1.0;
     assert!((0..1000).all(|_| take_token(&mut none, ms(0), 0.0, 1.0)));
 }
+
+/// A session that must end at a fixed moment (a token's `exp`).
+struct Expiring {
+    at: Instant,
+    dropped: Vec<Dropped>,
+}
+
+impl Session for Expiring {
+    type Event = std::convert::Infallible;
+    fn next_event(&mut self) -> impl Future<Output = Self::Event> + Send {
+        std::future::pending()
+    }
+    fn on_data(&mut self, _: Data, _: &mut Outbox) -> Option<Ending> {
+        None
+    }
+    fn on_event(&mut self, event: Self::Event, _: &mut Outbox) -> Option<Ending> {
+        match event {}
+    }
+    fn on_dropped(&mut self, why: Dropped) {
+        self.dropped.push(why);
+    }
+    fn expires_at(&self) -> Option<Instant> {
+        Some(self.at)
+    }
+    fn on_expired(&mut self) -> Ending {
+        Ending::Close(4001, "token expired".into())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_session_ends_at_its_expiry_with_its_own_close_even_while_the_peer_talks() {
+    let start = Instant::now();
+    // The peer talks every 10 s up to the expiry at 45 s, then stays quiet for an hour: only
+    // the expiry can end the loop at 45 s (the idle timeout would be at 40 + 75 s).
+    let mut builder = Builder::new();
+    for _ in 0..4 {
+        builder
+            .wait(Duration::from_secs(10))
+            .read(&masked(OpCode::Text, b"still here"));
+    }
+    builder.wait(Duration::from_secs(3600));
+    let mut ws = WebSocket::new(builder.build(), &[], LIMITS, false);
+    let mut session = Expiring {
+        at: start + Duration::from_secs(45),
+        dropped: Vec::new(),
+    };
+    let ending = serve(
+        &mut ws,
+        &mut session,
+        &conn_limits(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(ending, Ending::Close(4001, "token expired".into()));
+    assert_eq!(session.dropped, [Dropped::Expired]);
+    assert_eq!(
+        Instant::now() - start,
+        Duration::from_secs(45),
+        "on time (tokio's clock is paused: no real waiting)"
+    );
+}
