@@ -251,14 +251,16 @@ mod tests {
 
     /// The reader lives in every connection's task for the connection's whole life, so its size
     /// is part of the idle memory per connection (README: under 2 KiB). 160 bytes on a 64-bit
-    /// target is what it was before the decoder was split out; growing it is a decision to make
-    /// with the swarm's idle-memory figure at hand, not by accident.
+    /// target is what it was before the decoder was split out; permessage-deflate added 8 (the
+    /// pointer to a compressed message's inflater, `None` between messages), measured against
+    /// the idle-memory figure (README). Growing it is a decision to make with the swarm's
+    /// idle-memory figure at hand, not by accident.
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn the_reader_is_no_bigger_than_before_the_split() {
         type Reader = MessageReader<tokio::io::ReadHalf<tokio::net::TcpStream>>;
         assert!(
-            std::mem::size_of::<Reader>() <= 160,
+            std::mem::size_of::<Reader>() <= 168,
             "{}",
             std::mem::size_of::<Reader>()
         );
