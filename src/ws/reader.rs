@@ -89,6 +89,12 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         self.io_ended || self.decoder.is_finished()
     }
 
+    /// The handshake negotiated permessage-deflate: compressed messages are accepted (see
+    /// [`Decoder::accept_compressed`]).
+    pub fn accept_compressed(&mut self) {
+        self.decoder.accept_compressed();
+    }
+
     /// Reads and throws away everything until the peer closes (or the read fails).
     pub async fn discard_until_eof(&mut self) {
         self.pending = BytesMut::new();
