@@ -44,6 +44,21 @@ pub struct Config {
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub echo_max_message_size: usize,
 
+    /// permessage-deflate (RFC 7692): `on` accepts a client's offer (every browser makes one),
+    /// always without context takeover either way, so an idle connection holds no compressor or
+    /// decompressor and a broadcast is compressed once for all its receivers; `off` never
+    /// negotiates it (every frame plain, and RSV1 from a client is a protocol error). On by
+    /// default: chat JSON shrinks to a third or less, for one compression per room event.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub deflate: Switch,
+
+    /// Smallest message payload, in bytes, worth compressing for a client that negotiated
+    /// `--deflate`. Smaller ones go plain (so does anything that would not get smaller). Default
+    /// 64: below it DEFLATE's own overhead eats most of the gain, and a compression costs
+    /// microseconds, once per room event. 0 = try every message.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub deflate_threshold: usize,
+
     /// Largest single frame payload, in bytes (0 = no limit beyond the message size). A frame over
     /// it closes the connection with 1009.
     #[arg(long, default_value_t = 0)]
@@ -232,6 +247,13 @@ pub struct Config {
     /// faster than this line and the server's own events. 0 = no summary.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub log_summary_interval: Duration,
+}
+
+/// A feature switched `on` or `off` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// Which connections `--trace-frames` follows.

@@ -8,22 +8,33 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
-use crate::ws::{Ending, OpCode, Outbox, WriteStats};
+use crate::ws::{deflate, Deflate, Ending, OpCode, Outbox, WriteStats};
 
-pub async fn run(io: TcpStream, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>) {
+pub async fn run(
+    io: TcpStream,
+    already_read: Vec<u8>,
+    slot: SlotGuard,
+    shared: Arc<Shared>,
+    deflate: Option<Deflate>,
+) {
     let mut ws = shared.websocket(
         io,
         &already_read,
         shared.config.echo_max_message_size,
         slot.id,
+        deflate,
     );
     drop(already_read);
     tracing::debug!(conn = slot.id, "echo connection open");
-    let mut echo = Echo { shared: &shared };
+    let mut echo = Echo {
+        shared: &shared,
+        compress: deflate.is_some_and(|d| d.compresses()),
+    };
     let ending = serve::serve(&mut ws, &mut echo, &shared.echo_limits, &shared.shutdown).await;
     tracing::debug!(conn = slot.id, ?ending, "echo connection closed");
     Box::pin(shared.finish_websocket(&mut ws, ending, &shared.echo_limits)).await;
@@ -31,6 +42,28 @@ pub async fn run(io: TcpStream, already_read: Vec<u8>, slot: SlotGuard, shared: 
 
 struct Echo<'a> {
     shared: &'a Shared,
+    /// Echoes go back compressed (when that pays): permessage-deflate was negotiated with our
+    /// full window.
+    compress: bool,
+}
+
+impl Echo<'_> {
+    /// Queues one echo: compressed on a connection that negotiated it, when the message is at
+    /// least `--deflate-threshold` and gets smaller; otherwise as it came, without a copy. An
+    /// echo is for one receiver, so it is compressed here, once, for that receiver.
+    fn send(&self, opcode: OpCode, payload: Bytes, out: &mut Outbox) {
+        if self.compress && payload.len() >= self.shared.config.deflate_threshold {
+            let compressed = deflate::compress(&payload, false);
+            self.shared
+                .metrics
+                .count_compression(payload.len(), compressed.len());
+            if compressed.len() < payload.len() {
+                out.push(deflate::compressed_frame(opcode, &[&compressed]));
+                return;
+            }
+        }
+        out.push_message(opcode, payload);
+    }
 }
 
 impl Session for Echo<'_> {
@@ -43,8 +76,8 @@ impl Session for Echo<'_> {
 
     fn on_data(&mut self, data: Data, out: &mut Outbox) -> Option<Ending> {
         match data {
-            Data::Text(text) => out.push_message(OpCode::Text, text.into_bytes().into()),
-            Data::Binary(data) => out.push_message(OpCode::Binary, data),
+            Data::Text(text) => self.send(OpCode::Text, text.into_bytes().into(), out),
+            Data::Binary(data) => self.send(OpCode::Binary, data, out),
         }
         None
     }

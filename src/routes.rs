@@ -4,7 +4,8 @@
 //!
 //! The upgrade is done by hand, in three steps a reader can follow in [`upgrade`]:
 //! 1. validate the request ([`crate::ws::handshake`]) and answer `101 Switching Protocols` with
-//!    `Sec-WebSocket-Accept`;
+//!    `Sec-WebSocket-Accept` (and `Sec-WebSocket-Extensions` when permessage-deflate is agreed,
+//!    [`crate::ws::extensions`]);
 //! 2. once hyper has written the `101`, `hyper::upgrade::on` yields the connection;
 //! 3. downcast it back to the `TcpStream` and hand the stream, plus any bytes hyper had already
 //!    read past the request (a pipelined first frame), to the endpoint's session.
@@ -27,9 +28,11 @@ use tracing::{Instrument, Span};
 
 use crate::auth::{self, AuthError, Grant};
 use crate::chat::Params;
+use crate::config::Switch;
 use crate::state::{Shared, SlotGuard};
 use crate::ws::handshake::{self, HandshakeError};
 use crate::ws::trace;
+use crate::ws::{extensions, Deflate};
 use crate::{assets, chat, echo};
 
 type Body = Full<Bytes>;
@@ -146,7 +149,7 @@ fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
 
 /// Answers an upgrade request with `101` and starts its session, or refuses it.
 fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Response<Body> {
-    let (accept_key, endpoint, slot) = match accept_upgrade(&req, ip, shared) {
+    let (accept_key, endpoint, slot, deflate) = match accept_upgrade(&req, ip, shared) {
         Ok(accepted) => accepted,
         Err(Refused::Handshake(error)) => {
             shared
@@ -204,20 +207,26 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         match endpoint {
             Endpoint::Chat(params, grant) => spawn_session(
                 &tasks,
-                chat::session::run(stream, already_read, params, grant, slot, shared),
+                chat::session::run(stream, already_read, params, grant, slot, shared, deflate),
                 span,
             ),
-            Endpoint::Echo => {
-                spawn_session(&tasks, echo::run(stream, already_read, slot, shared), span)
-            }
+            Endpoint::Echo => spawn_session(
+                &tasks,
+                echo::run(stream, already_read, slot, shared, deflate),
+                span,
+            ),
         };
     });
 
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
-        .header("sec-websocket-accept", accept_key)
+        .header("sec-websocket-accept", accept_key);
+    if let Some(deflate) = deflate {
+        response = response.header("sec-websocket-extensions", deflate.response());
+    }
+    response
         .body(Full::new(Bytes::new()))
         .expect("a valid response")
 }
@@ -272,12 +281,13 @@ fn into_tcp(upgraded: Upgraded) -> Result<(TcpStream, Vec<u8>), Upgraded> {
 /// Every check an upgrade must pass, in order: the RFC's rules, the origin, the token (when
 /// authentication is on), the endpoint's own parameters, the room the token grants, and last the
 /// connection limit (so a malformed request hears what is wrong). Returns the accept key, the
-/// endpoint and the claimed slot.
+/// endpoint, the claimed slot, and the permessage-deflate agreement if any (`--deflate`; never a
+/// reason to refuse: an offer we cannot take is declined).
 fn accept_upgrade(
     req: &Request<Incoming>,
     ip: IpAddr,
     shared: &Arc<Shared>,
-) -> Result<(String, Endpoint, SlotGuard), Refused> {
+) -> Result<(String, Endpoint, SlotGuard, Option<Deflate>), Refused> {
     let accept_key = handshake::validate(req)?;
     handshake::check_origin(req.headers(), &shared.config.allowed_origins)?;
     let endpoint = match req.uri().path() {
@@ -310,7 +320,16 @@ fn accept_upgrade(
         _ => Endpoint::Echo,
     };
     let slot = shared.claim_slot(ip).ok_or(HandshakeError::ServerFull)?;
-    Ok((accept_key, endpoint, slot))
+    let deflate = match shared.config.deflate {
+        Switch::On => extensions::negotiate(
+            req.headers()
+                .get_all("sec-websocket-extensions")
+                .iter()
+                .map(HeaderValue::as_bytes),
+        ),
+        Switch::Off => None,
+    };
+    Ok((accept_key, endpoint, slot, deflate))
 }
 
 /// A token refused: `401` or `403` with its one-line reason.

@@ -11,7 +11,7 @@ use crate::admission::{Admission, AdmissionLimits, WebSocketTicket};
 use crate::auth::Verifier;
 use crate::chat::{Hub, RoomConfig};
 use crate::metrics::Metrics;
-use crate::ws::{ConnLimits, Ending, Limits, Socket, WebSocket};
+use crate::ws::{ConnLimits, Deflate, Ending, Limits, Socket, WebSocket};
 use crate::Config;
 
 pub struct Shared {
@@ -112,18 +112,25 @@ impl Shared {
 
     /// Wraps upgraded connection `id`'s socket with this server's frame limits and tracing.
     /// `max_message` differs per endpoint (chat 64 KiB, echo 16 MiB); the rest is shared.
+    /// `deflate`: what the handshake agreed, if permessage-deflate was negotiated.
     pub fn websocket<S: Socket>(
         &self,
         io: S,
         already_read: &[u8],
         max_message: usize,
         id: u64,
+        deflate: Option<Deflate>,
     ) -> WebSocket<S> {
         let limits = Limits {
             max_message,
             max_frame: self.config.max_frame_size,
         };
-        WebSocket::new(io, already_read, limits, self.traces(id))
+        let mut ws = WebSocket::new(io, already_read, limits, self.traces(id));
+        if deflate.is_some() {
+            self.metrics.deflate_connections.inc();
+            ws.reader.accept_compressed();
+        }
+        ws
     }
 
     /// Closes a connection the way `ending` calls for, and counts the close code sent.

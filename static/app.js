@@ -757,7 +757,8 @@
   // Test hook, used by the browser tests (tests/browser_chat.rs) and handy in the console:
   // `wschatDebug.dropSocket(ms)` closes the socket as a network drop would look to the page, which
   // then reconnects by itself, not sooner than `ms` later (so a test knows messages sent in that
-  // window were missed live); `wschatDebug.stats()` returns the counters above. It changes nothing
+  // window were missed live); `wschatDebug.stats()` returns the counters above;
+  // `wschatDebug.extensions()` what the socket negotiated (permessage-deflate, in Chromium). It changes nothing
   // a user could not already do from the developer tools.
   window.wschatDebug = Object.freeze({
     dropSocket(ms = 0) {
@@ -766,6 +767,10 @@
     },
     stats() {
       return { ...stats, cursor: state.cursor, attempt: state.attempt, you: state.you };
+    },
+    /** The extensions the open socket negotiated (`permessage-deflate; ...`), or null. */
+    extensions() {
+      return state.socket ? state.socket.extensions : null;
     },
   });
 

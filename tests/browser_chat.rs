@@ -96,6 +96,49 @@ fn a_late_joiner_sees_the_history() {
     });
 }
 
+/// Chromium offers permessage-deflate on every socket: the page's connection negotiates it,
+/// messages flow both ways compressed, and a 100-message history arrives whole in one
+/// compressed welcome.
+#[test]
+fn the_page_talks_compressed_and_a_long_history_arrives_intact() {
+    run(|browser| async move {
+        let server = TestServer::start().await;
+        let mut poster = Peer::join(server.addr, "deflate", "poster").await;
+        let texts: Vec<String> = (0..100)
+            .map(|i| format!("history line {i}: the same words compress well"))
+            .collect();
+        for text in &texts {
+            poster.say(text).await;
+        }
+        poster.wait_echo(&texts[99]).await;
+        let alice = browser.chat_page(&server.base(), "deflate", "alice").await;
+        alice.wait_for_text(&texts[99]).await;
+        assert_eq!(alice.texts().await, texts, "the whole history, in order");
+        let extensions = alice.eval("return window.wschatDebug.extensions();").await;
+        assert_eq!(
+            extensions,
+            json!("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        );
+        let bob = browser.chat_page(&server.base(), "deflate", "bob").await;
+        bob.wait_for_text(&texts[99]).await;
+        let before = server
+            .metrics()
+            .await
+            .value("wschat_deflate_compressions_total");
+        let long = "Compressed on its way to Bob, and to Alice's own page. ".repeat(3);
+        alice.send(long.trim()).await;
+        bob.wait_for_text(long.trim()).await;
+        bob.send("And back, inflated by the server").await;
+        alice
+            .wait_for_text("And back, inflated by the server")
+            .await;
+        let metrics = server.metrics().await;
+        assert_eq!(metrics.value("wschat_deflate_connections_total"), 2.0);
+        assert!(metrics.value("wschat_deflate_compressions_total") > before);
+        server.stop().await;
+    });
+}
+
 /// Who is online follows arrivals and departures live, with a notice for each; someone typing
 /// shows as a hint that goes away by itself.
 #[test]

@@ -179,3 +179,56 @@ async fn trace_frames_with_an_id_follows_that_connection_only() {
         "{log}"
     );
 }
+
+/// With permessage-deflate, a compressed frame's line shows RSV1 (`rsv=4`) and both sizes: the
+/// compressed `len` on the wire and what it `inflated` to, with the inflated text as preview.
+#[tokio::test]
+async fn compressed_frames_show_rsv1_and_both_sizes() {
+    use common::raw::{client_frame, upgrade_request, RawClient};
+    let server = Binary::start_logging(&["--trace-frames"], None);
+    let mut raw = RawClient::connect(server.addr).await;
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n";
+    raw.send(upgrade_request(server.addr, "/ws?room=zip&name=zoe", offer).as_bytes())
+        .await;
+    assert_eq!(raw.response_head().await.status, 101);
+    raw.frame().await.expect("welcome");
+    let text = "squeeze me ".repeat(20);
+    let json = format!(r#"{{"type":"message","text":"{text}"}}"#);
+    let mut compress = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut compressed = Vec::with_capacity(json.len() + 64);
+    compress
+        .compress_vec(
+            json.as_bytes(),
+            &mut compressed,
+            flate2::FlushCompress::Sync,
+        )
+        .unwrap();
+    compressed.truncate(compressed.len() - 4); // RFC 7692 section 7.2.1
+    raw.send(&client_frame(0xC1, &compressed)).await;
+    let echo = raw.frame().await.expect("the message back");
+    assert!(echo.rsv1);
+
+    let inbound = format!(
+        "in  FIN  rsv=4 Text   masked   len={} inflated={} |{{\"type\":\"message\"",
+        compressed.len(),
+        json.len()
+    );
+    let outbound = format!(
+        "out FIN  rsv=4 Text   unmasked len={} inflated=",
+        echo.payload.len()
+    );
+    let lines = collect_until(
+        &server,
+        &[&|l: &str| l.contains(&inbound), &|l: &str| {
+            l.contains(&outbound) && l.contains("squeeze me")
+        }],
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&inbound)),
+        "{inbound}\n{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&outbound)),
+        "{outbound}\n{lines:#?}"
+    );
+}

@@ -6,7 +6,6 @@
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio::sync::broadcast::{
     self,
     error::{RecvError, TryRecvError},
@@ -15,16 +14,20 @@ use tokio::sync::broadcast::{
 /// Identifies one connection, so a `typing` event can skip the typist.
 pub type ConnId = u64;
 
+pub use super::encoded::Encoded;
+
 /// Slots in a new room's broadcast channel. Two is the least that growth can work with: the
 /// marker that moves members to a bigger channel needs a free slot (see `RoomState::send` in
 /// [`super::room`]).
-/// Each slot is about 64 bytes, whether it holds a frame or not.
+/// Each slot is about 48 bytes, whether it holds a frame or not.
 pub const INITIAL_CAPACITY: usize = 2;
 
-/// What a member receives: one encoded frame, shared by every receiver.
+/// What a member receives: one room event's encodings, shared by every receiver (each takes
+/// the one its connection needs: [`Encoded::frame_for`]). A pointer, so a channel slot stays
+/// small whatever encodings exist.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub frame: Bytes,
+    pub frame: Arc<Encoded>,
     /// A connection that must not receive this frame (the typist of a `typing`). Connection ids
     /// start at 1, so `None` costs no space.
     pub skip: Option<NonZeroU64>,

@@ -322,7 +322,7 @@ mod tests {
             .events
             .try_recv()
             .expect("flushed after one interval");
-        assert!(String::from_utf8_lossy(&presence.frame).contains("presence"));
+        assert!(String::from_utf8_lossy(presence.frame.plain()).contains("presence"));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!hub.presence().ticking, "no task while nothing is queued");
         let _c = hub.join("big", "c", None);

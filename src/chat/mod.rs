@@ -2,6 +2,7 @@
 //! "encode this event once" ([`protocol::ServerEvent::to_frame`]).
 
 pub mod channel;
+pub mod encoded;
 pub mod hub;
 pub mod params;
 pub mod protocol;
@@ -10,6 +11,7 @@ pub mod session;
 pub mod text;
 
 pub use channel::{Delivery, Subscription};
+pub use encoded::Encoded;
 pub use hub::{Hub, Membership, RoomLimit};
 pub use params::Params;
 pub use room::{Room, RoomConfig};

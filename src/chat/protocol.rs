@@ -10,12 +10,14 @@
 //! frame once ([`ServerEvent::to_frame`]); the room shares that frame with every subscriber.
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::ws::{encode_frame, OpCode};
+use crate::metrics::Metrics;
+use crate::ws::{deflate, encode_frame, OpCode};
 
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,16 +215,20 @@ pub fn welcome_size_limit(
 }
 
 /// The end of a welcome: `[message,...]}`, the value of its last field, `history`. Cheap to
-/// clone (a reference count).
+/// clone (two reference counts). Its compressed form (permessage-deflate) is made once, by the
+/// first joiner that negotiated compression, and shared by every clone, exactly like the JSON.
 #[derive(Debug, Clone)]
-pub struct HistoryTail(Bytes);
+pub struct HistoryTail {
+    json: Bytes,
+    deflated: Arc<OnceLock<Bytes>>,
+}
 
 impl HistoryTail {
     pub fn new<'a>(messages: impl Iterator<Item = &'a RawValue>) -> HistoryTail {
         let mut messages = messages.peekable();
         if messages.peek().is_none() {
             // Most rooms of one or two have said nothing yet: no allocation for them.
-            return HistoryTail(Bytes::from_static(b"[]}"));
+            return HistoryTail::from(Bytes::from_static(b"[]}"));
         }
         let mut out = Vec::new();
         out.push(b'[');
@@ -233,7 +239,68 @@ impl HistoryTail {
             out.extend_from_slice(message.get().as_bytes());
         }
         out.extend_from_slice(b"]}");
-        HistoryTail(Bytes::from(out))
+        HistoryTail::from(Bytes::from(out))
+    }
+
+    fn from(json: Bytes) -> HistoryTail {
+        HistoryTail {
+            json,
+            deflated: Arc::default(),
+        }
+    }
+}
+
+/// A welcome ready to queue: this joiner's part and the room's shared history, as a plain frame
+/// or (for a joiner that negotiated permessage-deflate) a compressed one. Either way one frame in
+/// two pieces, the second shared.
+pub struct WelcomeFrame {
+    /// The welcome's JSON up to `"history":` (this joiner's fields).
+    head: String,
+    tail: HistoryTail,
+}
+
+impl WelcomeFrame {
+    /// The plain frame: the header and this joiner's fields, then the shared history.
+    pub fn plain(&self) -> [Bytes; 2] {
+        let header = crate::ws::FrameHeader::server(OpCode::Text, self.len());
+        let mut out = bytes::BytesMut::with_capacity(header.encoded_len() + self.head.len());
+        header.encode(&mut out);
+        out.extend_from_slice(self.head.as_bytes());
+        [out.freeze(), self.tail.json.clone()]
+    }
+
+    /// The compressed frame (RSV1), or `None` when under `threshold` or no smaller. The history
+    /// is compressed once per history and shared like its JSON; only this joiner's own fields
+    /// are compressed here. The two parts are compressed apart and the first ends byte-aligned
+    /// (see [`crate::ws::deflate::compress_in_parts`]), so together they are one valid message.
+    pub fn deflated(&self, threshold: usize, metrics: &Metrics) -> Option<[Bytes; 2]> {
+        let len = self.len();
+        if len < threshold {
+            return None;
+        }
+        let tail = self.tail.deflated.get_or_init(|| {
+            let compressed = deflate::compress(&self.tail.json, false);
+            metrics.count_compression(self.tail.json.len(), compressed.len());
+            Bytes::from(compressed)
+        });
+        let head = deflate::compress(self.head.as_bytes(), true);
+        metrics.count_compression(self.head.len(), head.len());
+        if head.len() + tail.len() >= len {
+            return None;
+        }
+        let header = crate::ws::FrameHeader {
+            rsv: deflate::RSV1,
+            ..crate::ws::FrameHeader::server(OpCode::Text, head.len() + tail.len())
+        };
+        let mut out = bytes::BytesMut::with_capacity(header.encoded_len() + head.len());
+        header.encode(&mut out);
+        out.extend_from_slice(&head);
+        Some([out.freeze(), tail.clone()])
+    }
+
+    /// The payload's length, uncompressed.
+    fn len(&self) -> usize {
+        self.head.len() + self.tail.json.len()
     }
 }
 
@@ -241,14 +308,18 @@ impl Welcome<'_> {
     /// The welcome as one complete text frame in two pieces, to be queued in this order: the
     /// frame header and this joiner's fields, then the shared `history`.
     pub fn to_frame(&self, history: &HistoryTail) -> [Bytes; 2] {
+        self.to_parts(history.clone()).plain()
+    }
+
+    /// The welcome's two parts, for [`WelcomeFrame::plain`] or [`WelcomeFrame::deflated`].
+    pub fn to_parts(&self, history: HistoryTail) -> WelcomeFrame {
         let mut head = serde_json::to_string(self).expect("a welcome always serializes");
         head.pop(); // the closing brace: `history` and the brace come from the tail
         head.push_str(",\"history\":");
-        let header = crate::ws::FrameHeader::server(OpCode::Text, head.len() + history.0.len());
-        let mut out = bytes::BytesMut::with_capacity(header.encoded_len() + head.len());
-        header.encode(&mut out);
-        out.extend_from_slice(head.as_bytes());
-        [out.freeze(), history.0.clone()]
+        WelcomeFrame {
+            head,
+            tail: history,
+        }
     }
 }
 
@@ -374,9 +445,64 @@ mod tests {
             last_id: u64::MAX,
             truncated: true,
         }
-        .to_frame(&HistoryTail(Bytes::from(vec![b' '; history_bytes + 2])));
+        .to_frame(&HistoryTail::from(Bytes::from(vec![
+            b' ';
+            history_bytes + 2
+        ])));
         let payload = welcome.concat().len() - 4; // a 16-bit length: 4 header bytes
         assert!(payload <= welcome_size_limit(history_bytes, 100, 32, 64));
         assert!(payload > welcome_size_limit(history_bytes, 100, 32, 64) - 200);
+    }
+
+    #[test]
+    fn a_compressed_welcome_is_one_message_with_the_history_compressed_once() {
+        let metrics = Metrics::new();
+        let message = RawValue::from_string(
+            r#"{"type":"message","id":7,"from":"alice","text":"hello, hello, hello"}"#.into(),
+        )
+        .unwrap();
+        let tail = HistoryTail::new(std::iter::repeat_n(&*message, 100));
+        let welcome = |you: &str| {
+            Welcome {
+                you,
+                room: "lobby",
+                users: vec!["alice", you],
+                count: 2,
+                last_id: 7,
+                truncated: false,
+            }
+            .to_parts(tail.clone())
+        };
+        let (bob, cat) = (welcome("bob"), welcome("cat"));
+        let [bob_head, bob_tail] = bob.deflated(64, &metrics).unwrap();
+        let [_, cat_tail] = cat.deflated(64, &metrics).unwrap();
+        assert_eq!(
+            bob_tail.as_ptr(),
+            cat_tail.as_ptr(),
+            "one compressed history, shared"
+        );
+        // Two heads and one history.
+        assert_eq!(metrics.deflate_compressions.get(), 3);
+        let frame = [bob_head, bob_tail].concat();
+        let (header, n) = crate::ws::FrameHeader::parse(&frame).unwrap().unwrap();
+        assert_eq!(header.rsv, deflate::RSV1);
+        assert_eq!(header.payload_len as usize, frame.len() - n);
+        let mut inflater = deflate::Inflater::new();
+        let mut json = Vec::new();
+        inflater.inflate(&frame[n..], &mut json, 1 << 20).unwrap();
+        inflater.finish(&mut json, 1 << 20).unwrap();
+        assert_eq!(
+            json,
+            bob.plain().concat()[4..],
+            "the plain welcome's payload"
+        );
+        assert!(
+            frame.len() * 5 < json.len(),
+            "{} of {}",
+            frame.len(),
+            json.len()
+        );
+        // Under the threshold: none.
+        assert!(bob.deflated(1 << 20, &metrics).is_none());
     }
 }

@@ -30,8 +30,8 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
-use super::channel::{ConnId, Delivery, Event, Move, Subscription, INITIAL_CAPACITY};
-use super::protocol::{ChatMessage, HistoryTail, ServerEvent, Welcome};
+use super::channel::{ConnId, Delivery, Encoded, Event, Move, Subscription, INITIAL_CAPACITY};
+use super::protocol::{ChatMessage, HistoryTail, ServerEvent, Welcome, WelcomeFrame};
 
 /// Per-room settings, copied from [`crate::Config`].
 #[derive(Debug, Clone, Copy)]
@@ -128,8 +128,9 @@ struct Pending {
 /// What a new member gets: its welcome and its subscription, taken atomically.
 pub struct Entry {
     /// The welcome: one text frame in two pieces, to be written one after the other. The second
-    /// piece (the history) is shared by every joiner without `since` until the next message.
-    pub welcome: [Bytes; 2],
+    /// piece (the history) is shared by every joiner without `since` until the next message, in
+    /// its plain and its compressed form alike.
+    pub welcome: WelcomeFrame,
     pub events: Subscription,
 }
 
@@ -272,7 +273,7 @@ impl Room {
             last_id: state.last_id,
             truncated,
         }
-        .to_frame(&tail);
+        .to_parts(tail);
         drop(state);
         Entered {
             entry: Entry { welcome, events },
@@ -446,6 +447,7 @@ impl RoomState {
             self.grow(config.channel_capacity);
         }
         // An error only means nobody is listening right now; the history still has it.
+        let frame = Arc::new(Encoded::new(frame));
         let _ = self.tx.send(Event::Deliver(Delivery { frame, skip }));
     }
 

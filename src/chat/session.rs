@@ -16,7 +16,7 @@ use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
 use crate::auth::{self, Grant};
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
-use crate::ws::{close_code, Ending, Outbox, WriteStats};
+use crate::ws::{close_code, Deflate, Ending, Outbox, WriteStats};
 
 /// Serves one upgraded chat connection until it closes.
 ///
@@ -31,8 +31,17 @@ pub fn run(
     grant: Option<Grant>,
     slot: SlotGuard,
     shared: Arc<Shared>,
+    deflate: Option<Deflate>,
 ) -> impl Future<Output = ()> + Send {
-    let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size, slot.id);
+    let mut ws = shared.websocket(
+        io,
+        &already_read,
+        shared.config.max_message_size,
+        slot.id,
+        deflate,
+    );
+    // Whether frames compressed with our full window may be sent (see `ws::extensions`).
+    let compress = deflate.is_some_and(|d| d.compresses());
     let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
     let (membership, entry) =
         shared
@@ -41,7 +50,11 @@ pub fn run(
     shared.metrics.rooms.set(shared.hub.room_count() as i64);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
     // One frame in two pieces: this joiner's part, then the room's shared history.
-    let [head, history] = entry.welcome;
+    let threshold = shared.config.deflate_threshold;
+    let [head, history] = compress
+        .then(|| entry.welcome.deflated(threshold, &shared.metrics))
+        .flatten()
+        .unwrap_or_else(|| entry.welcome.plain());
     ws.writer.push(head);
     ws.writer.push(history);
     // Built here and moved in whole: built inside the block from captured parts, the parts'
@@ -53,6 +66,7 @@ pub fn run(
         events: entry.events,
         last_typing: None,
         expires: grant.map(|grant| expiry_instant(grant.expires)),
+        compress,
     };
 
     async move {
@@ -91,6 +105,10 @@ struct Chat {
     /// When its token expires (authentication on): the connection is closed with
     /// [`auth::TOKEN_EXPIRED`] then.
     expires: Option<Instant>,
+    /// Room events go out compressed when that pays (permessage-deflate, negotiated with our
+    /// full window): each event's compressed frame is made once and shared
+    /// ([`super::Encoded`]).
+    compress: bool,
 }
 
 /// A token's `exp` (wall-clock time) as a deadline on the monotonic clock the timers use. Taken
@@ -154,7 +172,12 @@ impl Session for Chat {
         loop {
             match next {
                 Ok(delivery) if delivery.skip.map(u64::from) != Some(self.conn_id) => {
-                    out.push(delivery.frame)
+                    let config = &self.shared.config;
+                    out.push(delivery.frame.frame_for(
+                        self.compress,
+                        config.deflate_threshold,
+                        &self.shared.metrics,
+                    ))
                 }
                 Ok(_) => {}
                 // The channel overwrote `missed` events this client had not read yet. Tell it,

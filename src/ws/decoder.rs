@@ -19,15 +19,22 @@
 //!   behind a returned message, and a 16 MiB frame never sits whole in a read buffer.
 //! - **Small when idle.** Between messages the decoder owns no allocation; a header split across
 //!   two inputs waits in a 14-byte array inside the decoder, not in the caller's buffer.
+//! - **Compressed messages inflate as they arrive** (permessage-deflate, RFC 7692, when the
+//!   handshake negotiated it: [`Decoder::accept_compressed`]). A message whose first frame has
+//!   RSV1 gets an [`Inflater`] for as long as it is arriving; each payload chunk is unmasked and
+//!   inflated straight into the message, so the size limit and the UTF-8 check apply to the
+//!   inflated bytes as they are produced, and a small message that would inflate to gigabytes
+//!   stops at the limit (1009) with no more than the limit made.
 //!
 //! One idea, so one file (about 400 lines with its comments); the tests, which feed it byte
 //! slices split every way, are in `decoder/tests.rs`.
 
 use bytes::Bytes;
 
+use super::deflate::{Inflater, RSV1};
 use super::frame::{close_code, FrameHeader, OpCode, MAX_HEADER_LEN};
 use super::mask::apply_mask;
-use super::trace::{trace_frame, Direction};
+use super::trace::{trace_frame, trace_inflated_frame, Direction};
 use super::utf8::Utf8Progress;
 use super::Error;
 
@@ -57,6 +64,8 @@ pub struct Decoder {
     limits: Limits,
     /// Log every frame (`--trace-frames`).
     trace: bool,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    compressed_allowed: bool,
     state: State,
 }
 
@@ -93,8 +102,8 @@ struct PartialHeader {
 }
 
 /// A frame whose header has been parsed and whose payload is still arriving. Only the header
-/// fields still needed (RSV is always 0 here), packed into 24 bytes: this struct sits in every
-/// connection's task, whose size is the idle memory per connection.
+/// fields still needed (of RSV, only RSV1 can be set here), packed into 24 bytes: this struct
+/// sits in every connection's task, whose size is the idle memory per connection.
 #[derive(Debug)]
 struct Payload {
     /// Declared payload length, in bytes.
@@ -106,6 +115,8 @@ struct Payload {
     mask: [u8; 4],
     opcode: OpCode,
     fin: bool,
+    /// RSV1: the first frame of a compressed message.
+    rsv1: bool,
 }
 
 impl Payload {
@@ -117,7 +128,7 @@ impl Payload {
     fn header(&self) -> FrameHeader {
         FrameHeader {
             fin: self.fin,
-            rsv: 0,
+            rsv: if self.rsv1 { RSV1 } else { 0 },
             opcode: self.opcode,
             mask: Some(self.mask),
             payload_len: self.len,
@@ -142,14 +153,51 @@ impl Payload {
         let offset = (self.received - chunk.len() as u64) as usize;
         apply_mask(&mut out[start..], self.mask, offset);
     }
+
+    /// Unmasks `chunk` (the compressed payload bytes just taken) and inflates it onto `out`, in
+    /// pieces through a small stack buffer, so the compressed bytes are never stored.
+    fn inflate_into(
+        &self,
+        chunk: &[u8],
+        inflater: &mut Inflater,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), Error> {
+        let mut offset = (self.received - chunk.len() as u64) as usize;
+        let mut buf = [0u8; 2048];
+        for piece in chunk.chunks(buf.len()) {
+            let buf = &mut buf[..piece.len()];
+            buf.copy_from_slice(piece);
+            apply_mask(buf, self.mask, offset);
+            offset += piece.len();
+            inflater.inflate(buf, out, limit)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a compressed message needs while it arrives: boxed in [`Assembly`], so an uncompressed
+/// message (and an idle connection) pays one pointer for it.
+#[derive(Debug)]
+struct Inflating {
+    inflater: Inflater,
+    /// Compressed payload bytes of the message so far, declared: bounded by
+    /// [`compressed_limit`], so a stream of blocks that inflate to nothing cannot go on forever.
+    compressed: u64,
+    /// `data.len()` when the current frame began (for `--trace-frames`: what this frame inflated
+    /// to).
+    frame_start: usize,
 }
 
 /// A data message whose frames are still arriving.
 #[derive(Debug)]
 struct Assembly {
+    /// The message's payload so far (inflated, for a compressed message).
     data: Vec<u8>,
     /// `Some` for a text message: how far `data` is known to be valid UTF-8.
     utf8: Option<Utf8Progress>,
+    /// `Some` for a compressed message.
+    inflating: Option<Box<Inflating>>,
 }
 
 /// What one step of the decoder achieved.
@@ -166,6 +214,7 @@ impl Decoder {
         Decoder {
             limits,
             trace,
+            compressed_allowed: false,
             state: State::Header {
                 partial: PartialHeader::default(),
                 message: None,
@@ -196,6 +245,13 @@ impl Decoder {
         }
     }
 
+    /// Accepts compressed messages from here on: the handshake negotiated permessage-deflate
+    /// (RFC 7692 section 6: RSV1 on a message's first frame then means "compressed"). Without
+    /// this, RSV1 is a protocol error, as section 5.2 of RFC 6455 requires.
+    pub fn accept_compressed(&mut self) {
+        self.compressed_allowed = true;
+    }
+
     /// Whether the stream is past its last message (a close, or an error).
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Finished)
@@ -223,7 +279,15 @@ impl Decoder {
                 mut message,
             } => {
                 let chunk = frame.take(input);
-                frame.unmask_into(chunk, &mut message.data);
+                match &mut message.inflating {
+                    None => frame.unmask_into(chunk, &mut message.data),
+                    Some(inflating) => frame.inflate_into(
+                        chunk,
+                        &mut inflating.inflater,
+                        &mut message.data,
+                        self.limits.max_message,
+                    )?,
+                }
                 if let Some(utf8) = &mut message.utf8 {
                     utf8.check(&message.data, false)?;
                 }
@@ -259,6 +323,17 @@ impl Decoder {
         // Section 5.1: "The server MUST close the connection upon receiving a frame that is not
         // masked."
         let mask = header.mask.ok_or(Error::UnmaskedFrame)?;
+        let rsv1 = header.rsv & RSV1 != 0;
+        if rsv1 {
+            // RFC 6455 section 5.2: RSV1 means nothing unless an extension gave it a meaning.
+            if !self.compressed_allowed {
+                return Err(Error::ReservedBits);
+            }
+            // RFC 7692 section 6.1: only on the first frame of a data message.
+            if header.opcode.is_control() || header.opcode == OpCode::Continuation {
+                return Err(Error::MisplacedCompressedBit);
+            }
+        }
         if self.limits.max_frame > 0 && header.payload_len > self.limits.max_frame as u64 {
             return Err(Error::MessageTooBig);
         }
@@ -268,6 +343,7 @@ impl Decoder {
             mask,
             opcode: header.opcode,
             fin: header.fin,
+            rsv1,
         };
         Ok(match header.opcode {
             // Control frames need no message state; their length is at most 125 (checked by
@@ -279,8 +355,20 @@ impl Decoder {
             },
             OpCode::Continuation => {
                 let mut message = message.ok_or(Error::UnexpectedContinuation)?;
-                check_size(message.data.len(), header.payload_len, self.limits)?;
-                message.data.reserve(initial_capacity(header.payload_len));
+                match &mut message.inflating {
+                    // The inflated size is checked as it is produced; the compressed one here.
+                    Some(inflating) => {
+                        inflating.compressed += header.payload_len;
+                        inflating.frame_start = message.data.len();
+                        if inflating.compressed > compressed_limit(self.limits) {
+                            return Err(Error::MessageTooBig);
+                        }
+                    }
+                    None => {
+                        check_size(message.data.len(), header.payload_len, self.limits)?;
+                        message.data.reserve(initial_capacity(header.payload_len));
+                    }
+                }
                 State::Data { frame, message }
             }
             opcode => {
@@ -289,10 +377,24 @@ impl Decoder {
                 if message.is_some() {
                     return Err(Error::ExpectedContinuation);
                 }
-                check_size(0, header.payload_len, self.limits)?;
+                let inflating = if rsv1 {
+                    if header.payload_len > compressed_limit(self.limits) {
+                        return Err(Error::MessageTooBig);
+                    }
+                    Some(Box::new(Inflating {
+                        inflater: Inflater::new(),
+                        compressed: header.payload_len,
+                        frame_start: 0,
+                    }))
+                } else {
+                    check_size(0, header.payload_len, self.limits)?;
+                    None
+                };
+                let capacity = initial_capacity(header.payload_len).min(self.limits.max_message);
                 let message = Assembly {
-                    data: Vec::with_capacity(initial_capacity(header.payload_len)),
+                    data: Vec::with_capacity(capacity),
                     utf8: (opcode == OpCode::Text).then(Utf8Progress::default),
+                    inflating,
                 };
                 State::Data { frame, message }
             }
@@ -300,10 +402,28 @@ impl Decoder {
     }
 
     /// A data frame's payload is complete: the message is too if the frame has FIN.
-    fn finish_data(&mut self, frame: Payload, message: Assembly) -> Result<Step, Error> {
+    fn finish_data(&mut self, frame: Payload, mut message: Assembly) -> Result<Step, Error> {
+        if frame.fin {
+            if let Some(inflating) = &mut message.inflating {
+                // RFC 7692 section 7.2.2: the receiver appends the `00 00 ff ff` the sender
+                // removed, and inflates it with the rest.
+                inflating
+                    .inflater
+                    .finish(&mut message.data, self.limits.max_message)?;
+            }
+        }
         if self.trace {
-            let start = message.data.len() - frame.received as usize;
-            trace_frame(Direction::In, &frame.header(), &message.data[start..]);
+            match &message.inflating {
+                None => {
+                    let start = message.data.len() - frame.received as usize;
+                    trace_frame(Direction::In, &frame.header(), &message.data[start..]);
+                }
+                Some(inflating) => trace_inflated_frame(
+                    Direction::In,
+                    &frame.header(),
+                    &message.data[inflating.frame_start..],
+                ),
+            }
         }
         if !frame.fin {
             self.state = State::Header {
@@ -312,6 +432,7 @@ impl Decoder {
             };
             return Ok(Step::Continue);
         }
+        // The inflater is dropped here, with the message: nothing compressed outlives it.
         let done = match message.utf8 {
             Some(mut utf8) => {
                 utf8.check(&message.data, true)?;
@@ -395,6 +516,15 @@ impl PartialHeader {
 fn initial_capacity(payload_len: u64) -> usize {
     const MAX_RESERVE: u64 = 64 * 1024;
     payload_len.min(MAX_RESERVE) as usize
+}
+
+/// The most compressed bytes a message may declare: its limit, plus what DEFLATE adds to data
+/// that does not compress (5 bytes per 64 KiB stored block, and a little for the stream), so
+/// that any message within the limit fits compressed. Only bounds the time a peer can keep a
+/// message going with blocks that inflate to nothing; memory is bounded by the inflated limit.
+fn compressed_limit(limits: Limits) -> u64 {
+    let max = limits.max_message as u64;
+    max + max / 1024 + 64
 }
 
 /// Section 7.4.1 code 1009: the declared length is checked before a byte of it is stored.

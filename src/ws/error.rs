@@ -9,8 +9,17 @@ use super::frame::close_code;
 /// exactly which rule the peer broke; [`Error::close_code`] maps each to the code sent back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {
-    /// RSV1-3 set without a negotiated extension (section 5.2).
+    /// RSV1-3 set without a negotiated extension (section 5.2); RSV1 on a connection that did
+    /// not negotiate permessage-deflate.
     ReservedBits,
+    /// RSV1 on a control frame or a continuation frame: RFC 7692 section 6.1, "An endpoint MUST
+    /// NOT set the "Per-Message Compressed" bit of control frames and non-first fragments of a
+    /// data message."
+    MisplacedCompressedBit,
+    /// A compressed message that is not valid DEFLATE (RFC 7692 section 7.2.2 leaves the code
+    /// open; 1007, "data within a message that was not consistent with the type of the message",
+    /// is the one for a payload that cannot be read, as for bad UTF-8).
+    BadCompressedData,
     /// Opcode 0x3-0x7 or 0xB-0xF (section 5.2).
     UnknownOpcode(u8),
     /// A control frame without FIN (section 5.5).
@@ -46,6 +55,7 @@ impl Error {
         use Error::*;
         Some(match self {
             ReservedBits
+            | MisplacedCompressedBit
             | UnknownOpcode(_)
             | FragmentedControl
             | ControlTooLong
@@ -56,7 +66,7 @@ impl Error {
             | ExpectedContinuation
             | BadClosePayload
             | InvalidCloseCode(_) => close_code::PROTOCOL_ERROR,
-            InvalidUtf8 => close_code::INVALID_PAYLOAD,
+            InvalidUtf8 | BadCompressedData => close_code::INVALID_PAYLOAD,
             MessageTooBig => close_code::MESSAGE_TOO_BIG,
             Io(_) => return None,
         })
@@ -68,6 +78,10 @@ impl fmt::Display for Error {
         use Error::*;
         match self {
             ReservedBits => f.write_str("reserved bits set"),
+            MisplacedCompressedBit => {
+                f.write_str("compressed bit on a control frame or a continuation")
+            }
+            BadCompressedData => f.write_str("invalid compressed data"),
             UnknownOpcode(op) => write!(f, "unknown opcode {op:#x}"),
             FragmentedControl => f.write_str("fragmented control frame"),
             ControlTooLong => f.write_str("control frame over 125 bytes"),

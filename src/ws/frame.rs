@@ -77,7 +77,8 @@ impl OpCode {
 pub struct FrameHeader {
     /// Last frame of a message.
     pub fin: bool,
-    /// RSV1..3 as the low three bits. Non-zero only with a negotiated extension; we negotiate none.
+    /// RSV1..3 as the low three bits (RSV1 = `0b100`). Non-zero only with a negotiated extension:
+    /// RSV1 marks a message compressed with permessage-deflate ([`super::deflate::RSV1`]).
     pub rsv: u8,
     pub opcode: OpCode,
     /// Present on every client-to-server frame, absent on every server frame.
@@ -100,8 +101,10 @@ impl FrameHeader {
         let rsv = (b0 >> 4) & 0x7;
         // Section 5.2: "If a nonzero value is received and none of the negotiated extensions
         // defines the meaning of such a nonzero value, the receiving endpoint MUST _Fail the
-        // WebSocket Connection_."
-        if rsv != 0 {
+        // WebSocket Connection_." The only extension wschat negotiates, permessage-deflate,
+        // gives RSV1 a meaning (RFC 7692 section 6), on some frames of some connections: RSV1 is
+        // the decoder's to judge; RSV2 and RSV3 mean nothing anywhere.
+        if rsv & 0b011 != 0 {
             return Err(Error::ReservedBits);
         }
         // "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket
@@ -358,7 +361,13 @@ mod tests {
 
     #[test]
     fn protocol_violations() {
-        assert_eq!(FrameHeader::parse(&[0xC1, 0x80]), Err(Error::ReservedBits));
+        assert_eq!(FrameHeader::parse(&[0xA1, 0x80]), Err(Error::ReservedBits));
+        assert_eq!(FrameHeader::parse(&[0x91, 0x80]), Err(Error::ReservedBits));
+        // RSV1 is left to the decoder, which knows whether permessage-deflate was negotiated.
+        assert_eq!(
+            FrameHeader::parse(&[0xC1, 0x00]).unwrap().unwrap().0.rsv,
+            0b100
+        );
         assert_eq!(
             FrameHeader::parse(&[0x83, 0x80]),
             Err(Error::UnknownOpcode(3))

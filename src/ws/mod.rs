@@ -1,7 +1,8 @@
-//! RFC 6455, and nothing else: no JSON, no rooms.
+//! RFC 6455 and RFC 7692 (permessage-deflate), and nothing else: no JSON, no rooms.
 //!
 //! Read in this order: [`handshake`] (HTTP request to `101`), [`frame`] (header bytes to struct
-//! and back), [`mask`] (the XOR every client frame carries), [`decoder`] (bytes to whole messages,
+//! and back), [`extensions`] (the permessage-deflate negotiation) and [`deflate`] (its compression
+//! and inflation), [`mask`] (the XOR every client frame carries), [`decoder`] (bytes to whole messages,
 //! with every protocol check and no I/O; [`utf8`] is its incremental UTF-8 check), [`reader`] (the
 //! socket into the decoder), [`writer`] (queued frames to one vectored write), [`conn`] (a
 //! connection and its close handshake) and [`serve`] (what every connection owes the protocol
@@ -10,7 +11,9 @@
 
 pub mod conn;
 pub mod decoder;
+pub mod deflate;
 mod error;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
@@ -23,6 +26,7 @@ pub mod writer;
 pub use conn::{Ending, Socket, WebSocket};
 pub use decoder::{Decoder, Limits, Message};
 pub use error::Error;
+pub use extensions::Deflate;
 pub use frame::{close_code, encode_close, encode_frame, FrameHeader, OpCode};
 pub use reader::MessageReader;
 pub use serve::{serve, ConnLimits, Data, Dropped, Session};

@@ -9,6 +9,14 @@
 //! INFO conn{id=1 nick=alice}: wschat::frames: in  FIN  rsv=0 Close  masked   len=5 code=1000 reason="bye"
 //! ```
 //!
+//! On a connection that negotiated permessage-deflate, a compressed frame shows RSV1 (`rsv=4`,
+//! the bits RSV1 RSV2 RSV3 read as a number) and both sizes: `len` is the compressed payload on
+//! the wire, `inflated` what it stands for, and the preview is of the inflated bytes:
+//!
+//! ```text
+//! INFO conn{id=2 nick=bob}: wschat::frames: out FIN  rsv=4 Text   unmasked len=61 inflated=98 |{"type":"message",…}| (write #4)
+//! ```
+//!
 //! The `conn{…}` prefix is a `tracing` span the connection's task runs in (see
 //! [`crate::routes`]), so every line of that task carries it, and a connection that is not
 //! traced pays nothing for it. An incoming frame is logged when the decoder has all of it; an
@@ -17,6 +25,7 @@
 
 use std::fmt::Write;
 
+use super::deflate::{Inflater, RSV1};
 use super::frame::{FrameHeader, OpCode};
 
 /// The log target every trace line goes to (what `--trace-frames` turns on).
@@ -43,6 +52,16 @@ pub fn trace_frame(direction: Direction, header: &FrameHeader, payload: &[u8]) {
     }
 }
 
+/// Logs one incoming frame of a compressed message: its header as on the wire, and `inflated`,
+/// the bytes its payload inflated to.
+pub fn trace_inflated_frame(direction: Direction, header: &FrameHeader, inflated: &[u8]) {
+    let line = describe_inflated(header, inflated);
+    match direction {
+        Direction::In => tracing::info!(target: TARGET, "in  {line}"),
+        Direction::Out => tracing::info!(target: TARGET, "out {line}"),
+    }
+}
+
 /// The handshake: the client's `Sec-WebSocket-Key` and the `Sec-WebSocket-Accept` computed from
 /// it (see [`super::handshake::accept_key`]).
 pub fn trace_handshake(key: &str, accept: &str) {
@@ -60,9 +79,33 @@ pub fn trace_written(line: &str, number: u64) {
     tracing::info!(target: TARGET, "out {line} (write #{number})");
 }
 
-/// One frame's header and payload, as a trace line shows it (without the direction).
+/// One frame's header and payload, as a trace line shows it (without the direction). A frame with
+/// RSV1 (compressed) is inflated for its preview: only this teaching aid pays for that.
 pub fn describe(header: &FrameHeader, payload: &[u8]) -> String {
-    let mut line = format!(
+    if header.rsv & RSV1 != 0 && !header.opcode.is_control() {
+        let mut inflated = Vec::new();
+        let mut inflater = Inflater::new();
+        // A preview's worth; the payload may also be only the first piece of a frame.
+        let _ = inflater.inflate(payload, &mut inflated, 64 * 1024);
+        let _ = inflater.finish(&mut inflated, 64 * 1024);
+        return describe_inflated(header, &inflated);
+    }
+    let mut line = head(header);
+    preview(&mut line, header.opcode, payload);
+    line
+}
+
+/// A compressed frame: its header, the size its payload inflated to, and a preview of that.
+pub fn describe_inflated(header: &FrameHeader, inflated: &[u8]) -> String {
+    let mut line = head(header);
+    line.insert_str(line.len() - 1, &format!(" inflated={}", inflated.len()));
+    preview(&mut line, header.opcode, inflated);
+    line
+}
+
+/// The header's fields, ending in a space.
+fn head(header: &FrameHeader) -> String {
+    format!(
         "{} rsv={} {:<6} {:<8} len={} ",
         if header.fin { "FIN " } else { "MORE" },
         header.rsv,
@@ -73,15 +116,19 @@ pub fn describe(header: &FrameHeader, payload: &[u8]) -> String {
             "unmasked"
         },
         header.payload_len,
-    );
+    )
+}
+
+/// Appends a preview of `payload`: text escaped, a close frame's code and reason, else hex.
+fn preview(line: &mut String, opcode: OpCode, payload: &[u8]) {
     // A continuation frame does not say whether its message is text: shown as text when its
     // bytes are UTF-8, in hex otherwise (a binary fragment, or text cut inside a character).
-    let text = match header.opcode {
+    let text = match opcode {
         OpCode::Text => true,
         OpCode::Continuation => std::str::from_utf8(payload).is_ok(),
         _ => false,
     };
-    match header.opcode {
+    match opcode {
         // A text frame may end inside a character: the lossy conversion shows it as U+FFFD.
         _ if text => {
             let text = String::from_utf8_lossy(payload);
@@ -124,7 +171,6 @@ pub fn describe(header: &FrameHeader, payload: &[u8]) -> String {
             line.push('|');
         }
     }
-    line
 }
 
 /// Characters that would break the line or reorder the terminal's text (controls, line and
@@ -164,6 +210,25 @@ mod tests {
         payload.extend_from_slice(b"going away");
         let line = describe(&header(OpCode::Close, payload.len()), &payload);
         assert!(line.ends_with(r#"code=1001 reason="going away""#), "{line}");
+    }
+
+    #[test]
+    fn a_compressed_frame_shows_rsv1_and_both_sizes() {
+        let text = "hello hello hello hello hello hello";
+        let frame = super::super::deflate::deflate_frame(
+            &super::super::encode_frame(OpCode::Text, text.as_bytes()),
+            0,
+        )
+        .unwrap()
+        .0;
+        let (header, n) = FrameHeader::parse(&frame).unwrap().unwrap();
+        let line = describe(&header, &frame[n..]);
+        let expected = format!(
+            "FIN  rsv=4 Text   unmasked len={} inflated={} |{text}|",
+            frame.len() - n,
+            text.len()
+        );
+        assert_eq!(line, expected);
     }
 
     #[test]

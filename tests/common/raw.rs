@@ -124,6 +124,8 @@ pub fn upgrade_request(addr: SocketAddr, path: &str, extra: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawFrame {
     pub fin: bool,
+    /// RSV1: a message compressed with permessage-deflate (on connections that negotiated it).
+    pub rsv1: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
@@ -321,6 +323,7 @@ fn parse_server_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     let payload = buf.get(at..at + len)?.to_vec();
     let frame = RawFrame {
         fin: b0 & 0x80 != 0,
+        rsv1: b0 & 0x40 != 0,
         opcode: b0 & 0x0F,
         payload,
     };

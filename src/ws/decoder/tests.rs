@@ -31,7 +31,17 @@ pub(crate) fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 /// Every result of decoding `pieces` one after another, until a close or an error, as a reader
 /// would: each piece is decoded until used up, the bytes behind a message carried on.
 fn decode_pieces(pieces: &[&[u8]], limits: Limits) -> Vec<Result<Message, Error>> {
+    decode_with(Decoder::new(limits, false), pieces)
+}
+
+/// [`decode_pieces`] on a connection that negotiated permessage-deflate.
+fn decode_compressed_pieces(pieces: &[&[u8]], limits: Limits) -> Vec<Result<Message, Error>> {
     let mut decoder = Decoder::new(limits, false);
+    decoder.accept_compressed();
+    decode_with(decoder, pieces)
+}
+
+fn decode_with(mut decoder: Decoder, pieces: &[&[u8]]) -> Vec<Result<Message, Error>> {
     let mut results = Vec::new();
     for piece in pieces {
         let mut input = *piece;
@@ -307,4 +317,162 @@ fn an_idle_decoder_owns_no_allocation() {
     let mut input = &wire[..];
     decoder.decode(&mut input).unwrap();
     assert!(matches!(decoder.state, State::Header { message: None, .. }));
+}
+
+// permessage-deflate (RFC 7692): compressed messages, on a connection that negotiated it.
+
+/// A masked client frame with RSV1 set (the first frame of a compressed message).
+fn compressed_frame(fin: bool, opcode: u8, compressed: &[u8]) -> Vec<u8> {
+    let mut frame = client_frame(fin, opcode, compressed);
+    frame[0] |= 0x40;
+    frame
+}
+
+fn deflated(text: &str) -> Vec<u8> {
+    crate::ws::deflate::compress(text.as_bytes(), false)
+}
+
+#[test]
+fn a_compressed_message_split_at_every_byte() {
+    let text = "héllo wörld, héllo wörld, héllo wörld";
+    let wire = compressed_frame(true, 1, &deflated(text));
+    let whole = decode_compressed_pieces(&[&wire], LIMITS);
+    assert_eq!(whole, vec![Ok(Message::Text(text.into()))]);
+    for cut in 0..=wire.len() {
+        let (a, b) = wire.split_at(cut);
+        assert_eq!(
+            decode_compressed_pieces(&[a, b], LIMITS),
+            whole,
+            "cut at {cut}"
+        );
+    }
+    let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+    assert_eq!(decode_compressed_pieces(&bytes, LIMITS), whole);
+}
+
+#[test]
+fn the_rfc_example_compressed_hello_in_two_fragments_with_a_ping_between() {
+    // RFC 7692 section 7.2.3.2: "Hello" compressed, in two frames; RSV1 only on the first.
+    let mut wire = compressed_frame(false, 1, &[0xf2, 0x48, 0xcd]);
+    wire.extend(client_frame(true, 9, b"ping"));
+    wire.extend(client_frame(true, 0, &[0xc9, 0xc9, 0x07, 0x00]));
+    // And an uncompressed message after it, on the same connection.
+    wire.extend(client_frame(true, 1, b"plain"));
+    assert_eq!(
+        decode_compressed_pieces(&[&wire], LIMITS),
+        vec![
+            Ok(Message::Ping(Bytes::from_static(b"ping"))),
+            Ok(Message::Text("Hello".into())),
+            Ok(Message::Text("plain".into())),
+        ]
+    );
+}
+
+#[test]
+fn a_compressed_binary_message_of_several_frames() {
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i % 13) as u8).collect();
+    let compressed = crate::ws::deflate::compress(&payload, false);
+    let (a, rest) = compressed.split_at(compressed.len() / 3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    let mut wire = compressed_frame(false, 2, a);
+    wire.extend(client_frame(false, 0, b));
+    wire.extend(client_frame(true, 0, c));
+    let limits = Limits {
+        max_message: 3000,
+        max_frame: 0,
+    };
+    assert_eq!(
+        decode_compressed_pieces(&[&wire], limits),
+        vec![Ok(Message::Binary(payload.into()))]
+    );
+}
+
+#[test]
+fn rsv1_rules() {
+    let hello = deflated("Hello");
+    // Not negotiated: RSV1 means nothing (RFC 6455 section 5.2), 1002.
+    assert_eq!(
+        decode_all(&compressed_frame(true, 1, &hello)),
+        vec![Err(Error::ReservedBits)]
+    );
+    // Negotiated, but on a control frame or a continuation (RFC 7692 section 6.1), 1002.
+    for wire in [
+        compressed_frame(true, 9, b""),
+        [
+            client_frame(false, 1, b"a"),
+            compressed_frame(true, 0, b"b"),
+        ]
+        .concat(),
+    ] {
+        let results = decode_compressed_pieces(&[&wire], LIMITS);
+        assert_eq!(results, vec![Err(Error::MisplacedCompressedBit)]);
+        assert_eq!(Error::MisplacedCompressedBit.close_code(), Some(1002));
+    }
+    // RSV2 and RSV3 stay errors with deflate negotiated.
+    let mut rsv2 = client_frame(true, 1, b"x");
+    rsv2[0] |= 0x20;
+    assert_eq!(
+        decode_compressed_pieces(&[&rsv2], LIMITS),
+        vec![Err(Error::ReservedBits)]
+    );
+}
+
+/// A decompression bomb: a frame of about 1 KB that inflates to 1 MB, against a 1,024-byte
+/// limit. It fails with 1009 as soon as the inflated bytes pass the limit.
+#[test]
+fn a_compressed_message_that_inflates_past_the_limit_is_1009() {
+    let bomb = crate::ws::deflate::compress(&vec![b'a'; 1_000_000], false);
+    assert!(bomb.len() < 2_000);
+    let wire = compressed_frame(true, 2, &bomb);
+    assert_eq!(
+        decode_compressed_pieces(&[&wire], LIMITS),
+        vec![Err(Error::MessageTooBig)]
+    );
+    assert_eq!(Error::MessageTooBig.close_code(), Some(1009));
+    // Exactly at the limit is fine.
+    let fits = crate::ws::deflate::compress(&[b'a'; 1024], false);
+    assert_eq!(
+        decode_compressed_pieces(&[&compressed_frame(true, 2, &fits)], LIMITS),
+        vec![Ok(Message::Binary(vec![b'a'; 1024].into()))]
+    );
+}
+
+#[test]
+fn invalid_utf8_in_inflated_text_is_1007_before_the_message_ends() {
+    // The first fragment inflates to bytes that can never be UTF-8; the message never ends.
+    let mut invalid = vec![b'a'; 100];
+    invalid.push(0xff);
+    let compressed = crate::ws::deflate::compress(&invalid, true);
+    let wire = compressed_frame(false, 1, &compressed);
+    assert_eq!(
+        decode_compressed_pieces(&[&wire], LIMITS),
+        vec![Err(Error::InvalidUtf8)]
+    );
+}
+
+#[test]
+fn corrupt_compressed_data_is_1007() {
+    let wire = compressed_frame(true, 1, &[0xff, 0xff, 0xff]);
+    assert_eq!(
+        decode_compressed_pieces(&[&wire], LIMITS),
+        vec![Err(Error::BadCompressedData)]
+    );
+    assert_eq!(Error::BadCompressedData.close_code(), Some(1007));
+}
+
+#[test]
+fn an_idle_decoder_after_a_compressed_message_owns_nothing() {
+    let mut decoder = Decoder::new(LIMITS, false);
+    decoder.accept_compressed();
+    let wire = compressed_frame(true, 1, &deflated("hello"));
+    let mut input = &wire[..];
+    assert_eq!(
+        decoder.decode(&mut input),
+        Ok(Some(Message::Text("hello".into())))
+    );
+    assert!(
+        matches!(&decoder.state, State::Header { message: None, .. }),
+        "{:?}",
+        decoder.state
+    );
 }

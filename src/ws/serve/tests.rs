@@ -258,7 +258,7 @@ async fn the_session_ends_at_its_expiry_with_its_own_close_even_while_the_peer_t
             .read(&masked(OpCode::Text, b"still here"));
     }
     builder.wait(Duration::from_secs(3600));
-    let mut ws = WebSocket::new(builder.build(), &[], LIMITS, false);
+    let mut ws = WebSocket::new(tokio::io::split(builder.build()), &[], LIMITS, false);
     let mut session = Expiring {
         at: start + Duration::from_secs(45),
         dropped: Vec::new(),
