@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod hub;
+pub mod member;
 pub mod params;
 pub mod protocol;
 pub mod room;

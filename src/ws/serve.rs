@@ -102,6 +102,19 @@ pub trait Session {
 
     /// Writes completed since the last call.
     fn on_written(&mut self, _stats: WriteStats) {}
+
+    /// The session's own next deadline, if it keeps one (Socket.IO's heartbeat and connect
+    /// timeout). It shares the connection's one timer rather than adding a second `Sleep` to
+    /// every connection's future. It may move later freely; if a call moves it earlier, the
+    /// timer is pulled in after that step.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The timer fired at or after [`Session::deadline`]. `Some` ends the connection.
+    fn on_deadline(&mut self, _now: Instant, _out: &mut Outbox) -> Option<Ending> {
+        None
+    }
 }
 
 /// Serves one connection until it must end: frames from the peer go to `session` (control
@@ -125,9 +138,10 @@ where
 {
     async move {
         let mut duties = Duties::new(limits);
-        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(earliest(
             duties.next_deadline(limits, &ws.writer),
-        ));
+            session.deadline(),
+        )));
         loop {
             // Section 5.5.3 lets an endpoint answer only the latest of several pings. The pong
             // waits outside the outbox until it is empty, so a peer that pings and never reads
@@ -154,11 +168,22 @@ where
                 }
                 _ = &mut timer => {
                     let ending = duties.on_timer(limits, &mut ws.writer);
-                    timer.as_mut().reset(duties.next_deadline(limits, &ws.writer));
                     if let Some((why, _)) = &ending {
                         session.on_dropped(*why);
                     }
-                    ending.map(|(_, ending)| ending)
+                    let now = Instant::now();
+                    let ending = match ending {
+                        Some((_, ending)) => Some(ending),
+                        None if session.deadline().is_some_and(|d| d <= now) => {
+                            session.on_deadline(now, &mut ws.writer.outbox)
+                        }
+                        None => None,
+                    };
+                    timer.as_mut().reset(earliest(
+                        duties.next_deadline(limits, &ws.writer),
+                        session.deadline(),
+                    ));
+                    ending
                 }
                 written = ws.writer.flush(), if !ws.writer.is_empty() => {
                     written.err().map(|_| Ending::Gone("write failed"))
@@ -180,6 +205,11 @@ where
                 session.on_written(stats);
             }
             duties.after_step(limits, stats, queue_was_empty, &ws.writer, &mut timer);
+            if let Some(deadline) = session.deadline() {
+                if deadline < timer.deadline() {
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }
@@ -325,6 +355,11 @@ impl Duties {
             }
         }
     }
+}
+
+/// The earlier of the connection's deadline and the session's, if it has one.
+fn earliest(connection: Instant, session: Option<Instant>) -> Instant {
+    session.map_or(connection, |session| session.min(connection))
 }
 
 /// The per-connection rate limit, a token bucket: `rate` tokens a second, up to `burst` saved;
