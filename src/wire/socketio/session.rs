@@ -364,12 +364,11 @@ fn connect_params(
 impl Session for SocketIo {
     type Event = Result<Delivery, RecvError>;
 
-    fn next_event(&mut self) -> impl Future<Output = Self::Event> + Send {
-        async move {
-            match &mut self.state {
-                State::Connected { member, .. } => member.recv().await,
-                State::Opened { .. } => std::future::pending().await,
-            }
+    /// Nothing to wait for until a namespace is connected (and so a room joined).
+    async fn next_event(&mut self) -> Self::Event {
+        match &mut self.state {
+            State::Connected { member, .. } => member.recv().await,
+            State::Opened { .. } => std::future::pending().await,
         }
     }
 
