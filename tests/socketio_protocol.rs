@@ -372,3 +372,37 @@ async fn engine_close_ends_the_connection_and_leaves_the_room() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn the_limits_of_ws_apply_to_socketio_too() {
+    use common::raw::{http_exchange, upgrade_request};
+    let config = Config {
+        max_connections: 1,
+        rate_limit: 1.0,
+        rate_burst: 3.0,
+        ..Config::for_tests()
+    };
+    let server = TestServer::with_config(config).await;
+    let path = sio_path("");
+    // The origin check.
+    let request = upgrade_request(server.addr, &path, "Origin: http://elsewhere.example\r\n");
+    let (head, _) = http_exchange(server.addr, request.as_bytes()).await;
+    assert_eq!(head.status, 403);
+    // The query's room and name, checked as on `/ws`.
+    let request = upgrade_request(server.addr, &sio_path("&room=no%20spaces"), "");
+    let (head, body) = http_exchange(server.addr, request.as_bytes()).await;
+    assert_eq!(head.status, 400, "{body}");
+    // The connection cap: the one slot is taken by the first client.
+    let (mut sio, _) = connect(&server, "", "", "").await;
+    let request = upgrade_request(server.addr, &path, "");
+    let (head, _) = http_exchange(server.addr, request.as_bytes()).await;
+    assert_eq!(head.status, 503);
+    // The rate limit: past the burst, the `error` event `rate_limited`.
+    for _ in 0..6 {
+        send(&mut sio, r#"42["message","quick"]"#).await;
+    }
+    assert_eq!(
+        next_sio_event(&mut sio, "", "error").await["code"],
+        "rate_limited"
+    );
+}
