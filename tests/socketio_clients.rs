@@ -231,16 +231,19 @@ async fn the_chat_namespace_with_room_and_name_in_auth() {
 }
 
 #[tokio::test]
-async fn an_invalid_namespace_is_a_connect_error() {
+async fn an_invalid_namespace_or_room_is_a_connect_error() {
     each_client(|lang| async move {
         let server = TestServer::start().await;
         let mut agent = Agent::start(lang, &server, "/admin", json!({}));
         let error = agent.next("connect_error").await;
+        assert_eq!(error["message"], "Invalid namespace", "{lang:?}");
+        // A room `/ws` would refuse is refused here too, with the same reason.
+        let mut agent = Agent::start(lang, &server, "/", json!({"auth": {"room": "no spaces"}}));
+        let error = agent.next("connect_error").await;
         assert!(
             error["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("Invalid namespace")
-                    || lang == Lang::Python && m.contains("failed to connect")),
+                .is_some_and(|m| m.starts_with("room must be")),
             "{lang:?}: {error}"
         );
     })

@@ -27,6 +27,7 @@ socket.on("disconnect", (reason) => print({ event: "disconnect", reason }));
 socket.onAny((event, ...args) => print({ event, args }));
 
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  if (!line.trim()) return;
   const command = JSON.parse(line);
   if (command.emit !== undefined) {
     const args = command.args || [];

@@ -44,6 +44,8 @@ except socketio.exceptions.ConnectionError as err:
     emit_line({"event": "connect_error", "message": str(err)})
 
 for line in sys.stdin:
+    if not line.strip():
+        continue
     command = json.loads(line)
     if "emit" in command:
         args = tuple(command.get("args") or ())
