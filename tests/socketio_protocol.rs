@@ -406,3 +406,22 @@ async fn the_limits_of_ws_apply_to_socketio_too() {
         "rate_limited"
     );
 }
+
+#[tokio::test]
+async fn disconnect_then_connect_again_on_one_connection() {
+    let server = TestServer::start().await;
+    let (mut native, _) = server.join("room=again&name=nat").await;
+    let (mut sio, _) = connect(&server, "&room=again&name=sio", "", "").await;
+    send(&mut sio, "41").await;
+    assert_eq!(next_of_type(&mut native, "leave").await["name"], "sio");
+    // Outside any namespace, an event (binary or not) is ignored, not fatal.
+    send(&mut sio, r#"451-["message",{"_placeholder":true,"num":0}]"#).await;
+    sio.send(Message::binary(vec![7u8])).await.unwrap();
+    send(&mut sio, r#"42["message","into the void"]"#).await;
+    // Connecting again joins the query's room again.
+    send(&mut sio, "40").await;
+    assert!(next_other(&mut sio).await.starts_with("40{\"sid\""));
+    assert_eq!(next_of_type(&mut native, "join").await["name"], "sio");
+    send(&mut sio, r#"421["message","back"]"#).await;
+    assert_eq!(next_other(&mut sio).await, r#"431[{"id":1}]"#);
+}

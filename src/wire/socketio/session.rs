@@ -65,8 +65,8 @@ where
     let mut sio = SocketIo {
         shared: Arc::clone(&shared),
         conn_id: slot.id,
+        query,
         state: State::Opened {
-            query,
             connect_by: now + config.socketio_connect_timeout,
         },
         next_ping: now + config.socketio_ping_interval,
@@ -110,6 +110,9 @@ pub fn check_token(_token: Option<&str>) -> Result<(), &'static str> {
 struct SocketIo {
     shared: Arc<Shared>,
     conn_id: u64,
+    /// The upgrade's query string: the chat's parameters where the auth object gives none (kept
+    /// for a `CONNECT` after a `DISCONNECT`, too).
+    query: Box<str>,
     state: State,
     /// When the next Engine.IO ping is due (once the last one was answered).
     next_ping: Instant,
@@ -121,11 +124,7 @@ struct SocketIo {
 
 enum State {
     /// Engine.IO is open; no namespace yet.
-    Opened {
-        /// The upgrade's query string, for the chat's parameters.
-        query: Box<str>,
-        connect_by: Instant,
-    },
+    Opened { connect_by: Instant },
     /// In a namespace, and so in a room.
     Connected { nsp: Namespace, member: Member },
 }
@@ -174,7 +173,6 @@ impl SocketIo {
                     // The client left the namespace (and so the room); a client that stays on
                     // the connection must connect again in time, as after the open packet.
                     self.state = State::Opened {
-                        query: "".into(),
                         connect_by: Instant::now() + self.shared.config.socketio_connect_timeout,
                     };
                 }
@@ -187,18 +185,22 @@ impl SocketIo {
                 args,
                 attachments,
             } => {
-                let Some((namespace, _)) = self.connected(nsp) else {
-                    // Socket.IO servers ignore packets for a namespace the client is not in.
-                    return None;
-                };
+                // Not in this namespace: Socket.IO servers ignore the packet (its attachments
+                // are still read, and dropped).
+                let event = self
+                    .connected(nsp)
+                    .map(|(namespace, _)| (namespace, ack, name, args));
                 if attachments > 0 {
                     self.binary = Some(Box::new(Pending {
-                        event: Some((namespace, ack, name, args)),
+                        event,
                         remaining: attachments,
                         bytes: 0,
                     }));
                     return None;
                 }
+                let Some((namespace, ack, name, args)) = event else {
+                    return None;
+                };
                 self.on_event_packet(namespace, ack, &name, &args, out);
                 None
             }
@@ -230,7 +232,7 @@ impl SocketIo {
         let Some(namespace) = Namespace::from_path(nsp) else {
             return refuse(self, out, "Invalid namespace");
         };
-        let State::Opened { query, .. } = &self.state else {
+        let State::Opened { .. } = self.state else {
             return refuse(self, out, "wschat serves one namespace per connection");
         };
         let auth = auth.unwrap_or_default();
@@ -238,7 +240,7 @@ impl SocketIo {
         if let Err(reason) = check_token(token) {
             return refuse(self, out, reason);
         }
-        let params = match connect_params(query, &auth, &self.shared) {
+        let params = match connect_params(&self.query, &auth, &self.shared) {
             Ok(params) => params,
             Err(reason) => return refuse(self, out, reason),
         };
