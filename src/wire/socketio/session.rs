@@ -157,7 +157,7 @@ impl SocketIo {
         ));
     }
 
-    /// The namespace's connected one, if `nsp` is it.
+    /// The connection's namespace and room member, if it is connected to `nsp`.
     fn connected(&mut self, nsp: &str) -> Option<(Namespace, &mut Member)> {
         match &mut self.state {
             State::Connected { nsp: ours, member } if ours.path() == nsp => Some((*ours, member)),
