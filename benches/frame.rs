@@ -239,12 +239,15 @@ fn frame_decode(c: &mut Criterion) {
 
         // One long-lived reader per implementation, as on a real connection: each iteration
         // decodes the next message from the endless stream, and drops it.
-        let mut reader = MessageReader::new(Repeating::new(&wire), &[], limits, false);
+        let (mut reader, mut io) = (
+            MessageReader::new(&[], limits, false),
+            Repeating::new(&wire),
+        );
         let mut decoder = Decoder::new(limits, false);
         let mut ws = WebSocket::from_raw_socket(Repeating::new(&wire), Role::Server, Some(config));
         // Check, outside the timing, that all three decode the frame to the same text.
         for _ in 0..2 {
-            let ours = rt.block_on(reader.read_message());
+            let ours = rt.block_on(reader.read_message(&mut io));
             assert_eq!(ours, Ok(Message::Text(payload.clone())));
             let decoded = decoder.decode(&mut &wire[..]);
             assert_eq!(decoded, Ok(Some(Message::Text(payload.clone()))));
@@ -257,7 +260,7 @@ fn frame_decode(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        black_box(reader.read_message().await.expect("valid frame"));
+                        black_box(reader.read_message(&mut io).await.expect("valid frame"));
                     }
                     start.elapsed()
                 })

@@ -8,16 +8,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{Ending, OpCode, Outbox, WriteStats};
 
-pub async fn run<S>(io: S, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>)
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin,
-{
+pub async fn run(io: TcpStream, already_read: Vec<u8>, slot: SlotGuard, shared: Arc<Shared>) {
     let mut ws = shared.websocket(
         io,
         &already_read,

@@ -4,14 +4,13 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, AdmissionLimits, WebSocketTicket};
 use crate::chat::{Hub, RoomConfig};
 use crate::metrics::Metrics;
-use crate::ws::{ConnLimits, Ending, Limits, WebSocket};
+use crate::ws::{ConnLimits, Ending, Limits, Socket, WebSocket};
 use crate::Config;
 
 pub struct Shared {
@@ -103,7 +102,7 @@ impl Shared {
 
     /// Wraps upgraded connection `id`'s socket with this server's frame limits and tracing.
     /// `max_message` differs per endpoint (chat 64 KiB, echo 16 MiB); the rest is shared.
-    pub fn websocket<S: AsyncRead + AsyncWrite>(
+    pub fn websocket<S: Socket>(
         &self,
         io: S,
         already_read: &[u8],
@@ -118,7 +117,7 @@ impl Shared {
     }
 
     /// Closes a connection the way `ending` calls for, and counts the close code sent.
-    pub async fn finish_websocket<S: AsyncRead + AsyncWrite>(
+    pub async fn finish_websocket<S: Socket>(
         &self,
         ws: &mut WebSocket<S>,
         ending: Ending,

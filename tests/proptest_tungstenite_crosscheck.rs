@@ -378,10 +378,13 @@ fn read_with_wschat(wire: Vec<u8>, already: usize, sizes: Vec<usize>, count: usi
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let mut reader = MessageReader::new(script, &handshake_leftover, limits, false);
+        let (mut reader, mut script) = (
+            MessageReader::new(&handshake_leftover, limits, false),
+            script,
+        );
         let mut got = Vec::new();
         for i in 0..count {
-            match reader.read_message().await {
+            match reader.read_message(&mut script).await {
                 Ok(message) => got.push(Msg::from(message)),
                 Err(err) => panic!("wschat failed on message {i}: {err}"),
             }

@@ -70,7 +70,7 @@ impl Default for RoomConfig {
 }
 
 pub struct Room {
-    name: Arc<str>,
+    name: Box<str>,
     /// Shared by every room of a hub.
     config: Arc<RoomConfig>,
     state: Mutex<RoomState>,
@@ -153,7 +153,7 @@ impl Room {
         Room::with_config(name.into(), Arc::new(config))
     }
 
-    pub(super) fn with_config(name: Arc<str>, config: Arc<RoomConfig>) -> Room {
+    pub(super) fn with_config(name: Box<str>, config: Arc<RoomConfig>) -> Room {
         let capacity = INITIAL_CAPACITY.min(config.channel_capacity).max(1);
         let (tx, _) = broadcast::channel(capacity);
         Room {
@@ -172,10 +172,6 @@ impl Room {
     }
 
     pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub(super) fn name_arc(&self) -> &Arc<str> {
         &self.name
     }
 

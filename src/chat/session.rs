@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::channel::Delivery;
@@ -22,16 +22,13 @@ use crate::ws::{close_code, Ending, Outbox, WriteStats};
 /// (wrapping the socket, joining the room, queueing the welcome) runs now, and the future keeps
 /// only what the connection needs while it lives. An `async fn` would keep its arguments *and*
 /// the locals made from them for the whole connection, which idle connections pay for.
-pub fn run<S>(
-    io: S,
+pub fn run(
+    io: TcpStream,
     already_read: Vec<u8>,
     params: Params,
     slot: SlotGuard,
     shared: Arc<Shared>,
-) -> impl Future<Output = ()> + Send
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin,
-{
+) -> impl Future<Output = ()> + Send {
     let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size, slot.id);
     shared.metrics.sessions.with_label_values(&["native"]).inc();
     let (member, welcome) = Member::join(Arc::clone(&shared), slot.id, &params);

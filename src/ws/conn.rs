@@ -2,12 +2,14 @@
 //! handshake, which needs both. What a connection does while it is open (pongs, pings, timeouts,
 //! budgets) is [`super::serve`].
 //!
-//! The halves are public fields so the serving loop can `select!` on reading and writing at once
-//! (the borrow checker allows two fields to be borrowed mutably side by side).
+//! The socket and the two halves' state are public fields so the serving loop can `select!` on
+//! reading and writing at once: it borrows the socket's two directions apart ([`Socket::halves`])
+//! and hands one to the reader, the other to the writer, each per call.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{tcp, TcpStream};
 
 use super::frame::{encode_close, encode_frame, OpCode};
 use super::reader::{Limits, Message, MessageReader};
@@ -35,22 +37,68 @@ impl From<super::Error> for Ending {
     }
 }
 
-pub struct WebSocket<S> {
-    pub reader: MessageReader<ReadHalf<S>>,
-    pub writer: FrameWriter<WriteHalf<S>>,
+/// A socket whose reading and writing directions can be borrowed apart, for as long as one
+/// turn of the serving loop: the reader waits on one while the writer writes the other.
+///
+/// Rejected: `tokio::io::split`, which puts the socket behind a reference-counted lock (an
+/// allocation of about 80 bytes per connection, and a lock taken on every read and write) so
+/// that the halves can be owned apart. Borrowed halves cost nothing: a `TcpStream` reads and
+/// writes through a shared reference.
+pub trait Socket {
+    type Read<'a>: AsyncRead + Unpin
+    where
+        Self: 'a;
+    type Write<'a>: AsyncWrite + Unpin
+    where
+        Self: 'a;
+    fn halves(&mut self) -> (Self::Read<'_>, Self::Write<'_>);
 }
 
-impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
+impl Socket for TcpStream {
+    type Read<'a> = tcp::ReadHalf<'a>;
+    type Write<'a> = tcp::WriteHalf<'a>;
+    fn halves(&mut self) -> (tcp::ReadHalf<'_>, tcp::WriteHalf<'_>) {
+        self.split()
+    }
+}
+
+/// Two halves owned apart, as `tokio::io::split` returns them: how unit tests drive a
+/// connection with a scripted `tokio_test::io::Mock`.
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Socket for (R, W) {
+    type Read<'a>
+        = &'a mut R
+    where
+        Self: 'a;
+    type Write<'a>
+        = &'a mut W
+    where
+        Self: 'a;
+    fn halves(&mut self) -> (&mut R, &mut W) {
+        (&mut self.0, &mut self.1)
+    }
+}
+
+pub struct WebSocket<S> {
+    pub io: S,
+    pub reader: MessageReader,
+    pub writer: FrameWriter,
+}
+
+impl<S: Socket> WebSocket<S> {
     /// Wraps an upgraded connection. `already_read`: bytes the HTTP layer read past the
     /// handshake, which belong to the first frame.
     pub fn new(io: S, already_read: &[u8], limits: Limits, trace: bool) -> Self {
-        // `tokio::io::split` (not `TcpStream::into_split`) keeps this generic, so unit tests can
-        // drive a connection with a scripted `tokio_test::io::Mock`.
-        let (read, write) = tokio::io::split(io);
         WebSocket {
-            reader: MessageReader::new(read, already_read, limits, trace),
-            writer: FrameWriter::new(write, trace),
+            io,
+            reader: MessageReader::new(already_read, limits, trace),
+            writer: FrameWriter::new(trace),
         }
+    }
+
+    /// Reads the next message (see [`MessageReader::read_message`]).
+    pub async fn read_message(&mut self) -> Result<Message, super::Error> {
+        let (mut read, _) = self.io.halves();
+        self.reader.read_message(&mut read).await
     }
 
     /// Closes the connection the way `ending` calls for. Returns the close code sent, if any.
@@ -79,7 +127,8 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
             None => encode_frame(OpCode::Close, b""),
         };
         self.writer.push(frame);
-        let _ = tokio::time::timeout(timeout, self.writer.shutdown()).await;
+        let (_, mut write) = self.io.halves();
+        let _ = tokio::time::timeout(timeout, self.writer.shutdown(&mut write)).await;
     }
 
     /// Starts the close handshake with `code`, waits up to `timeout` for the peer's answer, then
@@ -90,21 +139,22 @@ impl<S: AsyncRead + AsyncWrite> WebSocket<S> {
     /// the kernel send a reset, which can destroy our close frame before the peer reads it.
     pub async fn close(&mut self, code: u16, reason: &str, timeout: Duration) {
         self.writer.push(encode_close(code, reason));
+        let (mut read, mut write) = self.io.halves();
         let handshake = async {
-            if self.writer.flush().await.is_err() {
+            if self.writer.flush(&mut write).await.is_err() {
                 return;
             }
             if self.reader.is_finished() {
-                let _ = self.writer.shutdown().await;
-                self.reader.discard_until_eof().await;
+                let _ = self.writer.shutdown(&mut write).await;
+                self.reader.discard_until_eof(&mut read).await;
                 return;
             }
-            while let Ok(message) = self.reader.read_message().await {
+            while let Ok(message) = self.reader.read_message(&mut read).await {
                 if matches!(message, Message::Close(_)) {
                     break;
                 }
             }
-            let _ = self.writer.shutdown().await;
+            let _ = self.writer.shutdown(&mut write).await;
         };
         let _ = tokio::time::timeout(timeout, handshake).await;
     }
@@ -135,8 +185,8 @@ mod tests {
             .read(&masked_close(1000))
             .write(&encode_close(1000, ""))
             .build();
-        let mut ws = WebSocket::new(mock, &[], LIMITS, false);
-        let received = match ws.reader.read_message().await {
+        let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
+        let received = match ws.read_message().await {
             Ok(Message::Close(received)) => received,
             other => panic!("expected close, got {other:?}"),
         };
@@ -149,7 +199,7 @@ mod tests {
             .write(&encode_close(1001, "bye"))
             .read(&masked_close(1001))
             .build();
-        let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+        let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
         ws.close(1001, "bye", Duration::from_secs(1)).await;
     }
 
@@ -160,8 +210,8 @@ mod tests {
             .read(&[0x81, 0x00])
             .write(&encode_close(1002, "client frame not masked"))
             .build();
-        let mut ws = WebSocket::new(mock, &[], LIMITS, false);
-        let err = ws.reader.read_message().await.unwrap_err();
+        let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
+        let err = ws.read_message().await.unwrap_err();
         assert_eq!(err, Error::UnmaskedFrame);
         ws.close(
             err.close_code().unwrap(),

@@ -20,7 +20,7 @@ pub mod trace;
 pub mod utf8;
 pub mod writer;
 
-pub use conn::{Ending, WebSocket};
+pub use conn::{Ending, Socket, WebSocket};
 pub use decoder::{Decoder, Limits, Message};
 pub use error::Error;
 pub use frame::{close_code, encode_close, encode_frame, FrameHeader, OpCode};

@@ -36,8 +36,10 @@ pub use super::decoder::{Limits, Message};
 /// it costs idle connections nothing; 8 KiB lets a busy sender's frames arrive in few reads.
 const SCRATCH_SIZE: usize = 8 * 1024;
 
-pub struct MessageReader<R> {
-    io: R,
+/// The reading half's state. It does not own the socket: every call that reads takes it, the
+/// way tungstenite takes its stream per call, so one socket can be read and written in the same
+/// `select!` (see [`super::conn::Socket`]) with no shared, reference-counted wrapper around it.
+pub struct MessageReader {
     decoder: Decoder,
     /// Read but not yet decoded: the bytes behind the last message returned (and, at first, what
     /// arrived with the handshake). Empty and unallocated on a quiet connection.
@@ -46,12 +48,11 @@ pub struct MessageReader<R> {
     io_ended: bool,
 }
 
-impl<R: AsyncRead + Unpin> MessageReader<R> {
+impl MessageReader {
     /// `already_read` holds bytes that arrived behind the handshake (hyper read them with the
-    /// request headers); they are decoded before anything is read from `io`.
-    pub fn new(io: R, already_read: &[u8], limits: Limits, trace: bool) -> Self {
+    /// request headers); they are decoded before anything is read from the socket.
+    pub fn new(already_read: &[u8], limits: Limits, trace: bool) -> Self {
         MessageReader {
-            io,
             decoder: Decoder::new(limits, trace),
             pending: BytesMut::from(already_read),
             io_ended: false,
@@ -62,7 +63,10 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     ///
     /// After an error, or after a `Close` was returned, the connection is finished: further calls
     /// report [`Error::Io`] with `UnexpectedEof` rather than decode what the peer sends next.
-    pub async fn read_message(&mut self) -> Result<Message, Error> {
+    pub async fn read_message<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+    ) -> Result<Message, Error> {
         loop {
             if self.is_finished() {
                 return Err(Error::Io(std::io::ErrorKind::UnexpectedEof));
@@ -78,7 +82,7 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                 }
                 // `Ok(None)`: the decoder took every pending byte; time to read.
             }
-            if let Some(message) = poll_fn(|cx| self.poll_read_and_decode(cx)).await? {
+            if let Some(message) = poll_fn(|cx| self.poll_read_and_decode(io, cx)).await? {
                 return Ok(message);
             }
         }
@@ -90,13 +94,13 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     }
 
     /// Reads and throws away everything until the peer closes (or the read fails).
-    pub async fn discard_until_eof(&mut self) {
+    pub async fn discard_until_eof<R: AsyncRead + Unpin>(&mut self, io: &mut R) {
         self.pending = BytesMut::new();
         loop {
             let read = poll_fn(|cx| {
                 let mut scratch = [MaybeUninit::uninit(); SCRATCH_SIZE];
                 let mut buf = ReadBuf::uninit(&mut scratch);
-                Pin::new(&mut self.io)
+                Pin::new(&mut *io)
                     .poll_read(cx, &mut buf)
                     .map_ok(|()| buf.filled().len())
             })
@@ -116,15 +120,16 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// stored in the connection's future), and most connections are idle most of the time. A
     /// local inside `poll_fn`'s closure exists only while this poll runs: the read either fills it
     /// and it is decoded here, or returns `Pending` and nothing in it matters.
-    fn poll_read_and_decode(
+    fn poll_read_and_decode<R: AsyncRead + Unpin>(
         &mut self,
+        io: &mut R,
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Result<Option<Message>, Error>> {
         // Uninitialised: `ReadBuf` tracks which bytes the read filled, and zeroing 8 KiB per read
         // was most of the reader's own cost on a chat-sized message (the `roundtrip` profile).
         let mut scratch = [MaybeUninit::uninit(); SCRATCH_SIZE];
         let mut buf = ReadBuf::uninit(&mut scratch);
-        if let Err(err) = ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
+        if let Err(err) = ready!(Pin::new(io).poll_read(cx, &mut buf)) {
             self.io_ended = true;
             return Poll::Ready(Err(err.into()));
         }
@@ -169,9 +174,9 @@ mod tests {
         let wire = client_frame(true, 1, "héllo wörld".as_bytes());
         for cut in 1..wire.len() {
             let mock = Builder::new().read(&wire[..cut]).read(&wire[cut..]).build();
-            let mut r = MessageReader::new(mock, &[], LIMITS, false);
+            let (mut r, mut io) = (MessageReader::new(&[], LIMITS, false), mock);
             let expected = Message::Text("héllo wörld".into());
-            assert_eq!(r.read_message().await, Ok(expected), "cut at {cut}");
+            assert_eq!(r.read_message(&mut io).await, Ok(expected), "cut at {cut}");
         }
     }
 
@@ -184,12 +189,15 @@ mod tests {
         already.extend_from_slice(&second[..3]);
         second.drain(..3);
         let mock = Builder::new().read(&second).build();
-        let mut r = MessageReader::new(mock, &already, LIMITS, false);
+        let (mut r, mut io) = (MessageReader::new(&already, LIMITS, false), mock);
         assert_eq!(
-            r.read_message().await,
+            r.read_message(&mut io).await,
             Ok(Message::Text("pipelined".into()))
         );
-        assert_eq!(r.read_message().await, Ok(Message::Text("later".into())));
+        assert_eq!(
+            r.read_message(&mut io).await,
+            Ok(Message::Text("later".into()))
+        );
     }
 
     #[tokio::test]
@@ -197,18 +205,24 @@ mod tests {
         let mut wire = client_frame(true, 1, b"one");
         wire.extend(client_frame(true, 2, b"two"));
         wire.extend(client_frame(true, 9, b"ping"));
-        let mut r = MessageReader::new(Builder::new().read(&wire).build(), &[], LIMITS, false);
-        assert_eq!(r.read_message().await, Ok(Message::Text("one".into())));
+        let (mut r, mut io) = (
+            MessageReader::new(&[], LIMITS, false),
+            Builder::new().read(&wire).build(),
+        );
+        assert_eq!(
+            r.read_message(&mut io).await,
+            Ok(Message::Text("one".into()))
+        );
         assert!(
             !r.pending.is_empty(),
             "the rest of the read waits in pending"
         );
         assert_eq!(
-            r.read_message().await,
+            r.read_message(&mut io).await,
             Ok(Message::Binary(bytes::Bytes::from_static(b"two")))
         );
         assert_eq!(
-            r.read_message().await,
+            r.read_message(&mut io).await,
             Ok(Message::Ping(bytes::Bytes::from_static(b"ping")))
         );
         assert_eq!(r.pending.capacity(), 0);
@@ -226,13 +240,14 @@ mod tests {
             .wait(Duration::from_secs(1))
             .read(&wire[9..])
             .build();
-        let mut r = MessageReader::new(mock, &[], LIMITS, false);
+        let (mut r, mut io) = (MessageReader::new(&[], LIMITS, false), mock);
         for _ in 0..2 {
-            let dropped = tokio::time::timeout(Duration::from_millis(10), r.read_message()).await;
+            let dropped =
+                tokio::time::timeout(Duration::from_millis(10), r.read_message(&mut io)).await;
             assert!(dropped.is_err(), "the read should still be waiting");
         }
         assert_eq!(
-            r.read_message().await,
+            r.read_message(&mut io).await,
             Ok(Message::Text("cancel-safe".into()))
         );
     }
@@ -243,22 +258,28 @@ mod tests {
         wire.extend(client_frame(true, 1, b"there"));
         // One byte came with the handshake, the rest in one read: both go through `pending`.
         let mock = Builder::new().read(&wire[1..]).build();
-        let mut r = MessageReader::new(mock, &wire[..1], LIMITS, false);
-        assert_eq!(r.read_message().await, Ok(Message::Text("hi".into())));
-        assert_eq!(r.read_message().await, Ok(Message::Text("there".into())));
+        let (mut r, mut io) = (MessageReader::new(&wire[..1], LIMITS, false), mock);
+        assert_eq!(
+            r.read_message(&mut io).await,
+            Ok(Message::Text("hi".into()))
+        );
+        assert_eq!(
+            r.read_message(&mut io).await,
+            Ok(Message::Text("there".into()))
+        );
         assert_eq!(r.pending.capacity(), 0);
     }
 
     /// The reader lives in every connection's task for the connection's whole life, so its size
-    /// is part of the idle memory per connection (README: under 2 KiB). 160 bytes on a 64-bit
-    /// target is what it was before the decoder was split out; growing it is a decision to make
+    /// is part of the idle memory per connection (README: under 2 KiB). 152 bytes on a 64-bit
+    /// target is what it was once the socket moved out of it; growing it is a decision to make
     /// with the swarm's idle-memory figure at hand, not by accident.
     #[cfg(target_pointer_width = "64")]
     #[test]
-    fn the_reader_is_no_bigger_than_before_the_split() {
-        type Reader = MessageReader<tokio::io::ReadHalf<tokio::net::TcpStream>>;
+    fn the_reader_stays_small() {
+        type Reader = MessageReader;
         assert!(
-            std::mem::size_of::<Reader>() <= 160,
+            std::mem::size_of::<Reader>() <= 152,
             "{}",
             std::mem::size_of::<Reader>()
         );
@@ -267,8 +288,11 @@ mod tests {
     #[tokio::test]
     async fn eof_mid_frame_is_an_io_error_and_finishes_the_reader() {
         let wire = client_frame(true, 1, b"Hello");
-        let mut r = MessageReader::new(Builder::new().read(&wire[..4]).build(), &[], LIMITS, false);
-        let err = r.read_message().await.unwrap_err();
+        let (mut r, mut io) = (
+            MessageReader::new(&[], LIMITS, false),
+            Builder::new().read(&wire[..4]).build(),
+        );
+        let err = r.read_message(&mut io).await.unwrap_err();
         assert_eq!(err, Error::Io(std::io::ErrorKind::UnexpectedEof));
         assert_eq!(err.close_code(), None);
         assert!(r.is_finished());
@@ -278,28 +302,29 @@ mod tests {
     async fn after_a_close_or_an_error_nothing_more_is_read() {
         let mut wire = client_frame(true, 8, b"");
         wire.extend(client_frame(true, 1, b"too late"));
-        let mut r = MessageReader::new(Builder::new().read(&wire).build(), &[], LIMITS, false);
-        assert_eq!(r.read_message().await, Ok(Message::Close(None)));
+        let (mut r, mut io) = (
+            MessageReader::new(&[], LIMITS, false),
+            Builder::new().read(&wire).build(),
+        );
+        assert_eq!(r.read_message(&mut io).await, Ok(Message::Close(None)));
         assert!(r.is_finished());
         let err = Error::Io(std::io::ErrorKind::UnexpectedEof);
-        assert_eq!(r.read_message().await, Err(err));
+        assert_eq!(r.read_message(&mut io).await, Err(err));
 
-        let mut r = MessageReader::new(
+        let (mut r, mut io) = (
+            MessageReader::new(&[], LIMITS, false),
             Builder::new().read(&[0x81, 0x00]).build(),
-            &[],
-            LIMITS,
-            false,
         );
-        assert_eq!(r.read_message().await, Err(Error::UnmaskedFrame));
+        assert_eq!(r.read_message(&mut io).await, Err(Error::UnmaskedFrame));
         assert!(r.is_finished());
     }
 
     #[tokio::test]
     async fn discard_until_eof_reads_to_the_end() {
         let mock = Builder::new().read(b"junk").read(&[0xFF; 100]).build();
-        let mut r = MessageReader::new(mock, b"more junk", LIMITS, false);
+        let (mut r, mut io) = (MessageReader::new(b"more junk", LIMITS, false), mock);
         // The mock panics on drop if a scripted read was left unread.
-        r.discard_until_eof().await;
+        r.discard_until_eof(&mut io).await;
         assert!(r.is_finished());
     }
 }

@@ -16,11 +16,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{Ending, WebSocket};
+use super::conn::{Ending, Socket, WebSocket};
 use super::frame::{close_code, encode_frame, OpCode};
 use super::reader::Message;
 use super::writer::{FrameWriter, Outbox, WriteStats};
@@ -133,7 +132,7 @@ pub fn serve<'a, S, H>(
     shutdown: &'a CancellationToken,
 ) -> impl Future<Output = Ending> + 'a
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Socket,
     H: Session,
 {
     async move {
@@ -161,6 +160,8 @@ where
             // outside events come last, and `on_event` drains all that are waiting, so the next
             // turn writes them in one call. That is the batching: an event is never written on
             // the turn it is queued, but on the next, together with everything queued by then.
+            // The socket's two directions, borrowed apart for this turn (see [`Socket`]).
+            let (mut from_peer, mut to_peer) = ws.io.halves();
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -185,12 +186,12 @@ where
                     ));
                     ending
                 }
-                written = ws.writer.flush(), if !ws.writer.is_empty() => {
+                written = ws.writer.flush(&mut to_peer), if !ws.writer.is_empty() => {
                     written.err().map(|_| Ending::Gone("write failed"))
                 }
                 // Over budget, the peer's frames wait in its socket (and then in its own send
                 // buffer): TCP's flow control, not our memory, holds what it sends.
-                read = ws.reader.read_message(), if under_budget => {
+                read = ws.reader.read_message(&mut from_peer), if under_budget => {
                     duties.on_read(read, session, &mut ws.writer.outbox, limits)
                 }
                 event = session.next_event(), if under_budget => {
@@ -292,10 +293,10 @@ impl Duties {
     }
 
     /// Checks the deadlines; pings a quiet peer. Returns an ending and why, when one is due.
-    fn on_timer<W>(
+    fn on_timer(
         &mut self,
         limits: &ConnLimits,
-        writer: &mut FrameWriter<W>,
+        writer: &mut FrameWriter,
     ) -> Option<(Dropped, Ending)> {
         let now = Instant::now();
         if !writer.is_empty() && now >= self.last_write_progress + limits.write_timeout {
@@ -319,7 +320,7 @@ impl Duties {
 
     /// The earliest moment the timer must look again. It may fire early (deadlines only move
     /// later as the peer talks and the outbox drains); it must never fire late.
-    fn next_deadline<W>(&self, limits: &ConnLimits, writer: &FrameWriter<W>) -> Instant {
+    fn next_deadline(&self, limits: &ConnLimits, writer: &FrameWriter) -> Instant {
         let mut deadline = self.last_heard + limits.idle_timeout;
         if !self.ping_sent {
             deadline = deadline.min(self.last_heard + limits.ping_interval);
@@ -337,12 +338,12 @@ impl Duties {
     /// nothing → at `write_budget` the connection stops taking events and frames (see [`serve`])
     /// → the timer fires at `last_write_progress + write_timeout` → [`Duties::on_timer`] drops
     /// the peer. Any byte written restarts the clock.
-    fn after_step<W>(
+    fn after_step(
         &mut self,
         limits: &ConnLimits,
         stats: WriteStats,
         queue_was_empty: bool,
-        writer: &FrameWriter<W>,
+        writer: &FrameWriter,
         timer: &mut Pin<Box<Sleep>>,
     ) {
         if stats.writes > 0 {

@@ -127,16 +127,16 @@ impl Outbox {
     }
 }
 
-pub struct FrameWriter<W> {
-    io: W,
+/// The writing half's state: the outbox and its counters. Like [`super::reader::MessageReader`],
+/// it takes the socket per call rather than owning it.
+pub struct FrameWriter {
     pub outbox: Outbox,
     stats: WriteStats,
 }
 
-impl<W> FrameWriter<W> {
-    pub fn new(io: W, trace: bool) -> Self {
+impl FrameWriter {
+    pub fn new(trace: bool) -> Self {
         FrameWriter {
-            io,
             outbox: Outbox {
                 trace: trace.then(Box::default),
                 ..Outbox::default()
@@ -163,12 +163,10 @@ impl<W> FrameWriter<W> {
     pub fn take_stats(&mut self) -> WriteStats {
         std::mem::take(&mut self.stats)
     }
-}
 
-impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Writes until the queue is empty. Cancel-safe: progress is recorded after every write,
     /// so a dropped `flush` loses nothing and the next one resumes mid-frame.
-    pub async fn flush(&mut self) -> io::Result<()> {
+    pub async fn flush<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
         while !self.outbox.queue.is_empty() {
             let written = poll_fn(|cx| {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -176,7 +174,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 for (slice, frame) in slices.iter_mut().zip(&self.outbox.queue) {
                     *slice = IoSlice::new(frame);
                 }
-                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count])
+                Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
             })
             .await?;
             if written == 0 {
@@ -188,9 +186,9 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Writes the queue, then shuts down the sending direction (TCP FIN).
-    pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.flush().await?;
-        self.io.shutdown().await
+    pub async fn shutdown<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
+        self.flush(io).await?;
+        io.shutdown().await
     }
 
     /// Drops `written` bytes from the front of the queue.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
@@ -34,16 +34,13 @@ use crate::ws::{close_code, encode_frame, Ending, OpCode, Outbox, WriteStats};
 /// Serves one upgraded Socket.IO connection until it closes. `query` is the upgrade request's
 /// query string, already checked (see `routes`); the chat's parameters in it are the defaults
 /// for what the `CONNECT` auth object does not say.
-pub fn run<S>(
-    io: S,
+pub fn run(
+    io: TcpStream,
     already_read: Vec<u8>,
     query: Box<str>,
     slot: SlotGuard,
     shared: Arc<Shared>,
-) -> impl Future<Output = ()> + Send
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin,
-{
+) -> impl Future<Output = ()> + Send {
     let mut ws = shared.websocket(io, &already_read, shared.config.max_message_size, slot.id);
     shared
         .metrics

@@ -72,7 +72,7 @@ async fn serve_echoes_and_answers_pings_then_returns_the_peers_close() {
         .write(&encode_frame(OpCode::Pong, b"p"))
         .read(&masked_close(1000))
         .build();
-    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
     let ending = serve(
         &mut ws,
         &mut Echo::default(),
@@ -90,7 +90,7 @@ async fn a_ping_flood_without_reading_holds_one_pong() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut client, server_io) = tokio::io::duplex(256);
     let server = tokio::spawn(async move {
-        let mut ws = WebSocket::new(server_io, &[], LIMITS, false);
+        let mut ws = WebSocket::new(tokio::io::split(server_io), &[], LIMITS, false);
         let ending = serve(
             &mut ws,
             &mut Echo::default(),
@@ -132,7 +132,7 @@ async fn control_frames_count_against_the_rate_limit() {
     // Two pings pass and are answered, the next three are refused: 1008.
     let pong = encode_frame(OpCode::Pong, b"");
     let mock = Builder::new().read(&wire).write(&pong).write(&pong).build();
-    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
     let mut echo = Echo::default();
     let ending = serve(&mut ws, &mut echo, &limits, &CancellationToken::new()).await;
     assert_eq!(
@@ -160,7 +160,7 @@ async fn a_refused_data_message_is_reported_once_per_run() {
         .write(&encode_frame(OpCode::Text, b"x"))
         .read(&masked_close(1000))
         .build();
-    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
     let mut echo = Echo::default();
     serve(&mut ws, &mut echo, &limits, &CancellationToken::new()).await;
     assert_eq!(echo.rate_limited, 1);
@@ -178,7 +178,7 @@ async fn a_quiet_peer_is_pinged_then_closed_as_idle() {
         .write(&encode_frame(OpCode::Ping, b"wschat"))
         .wait(Duration::from_secs(60))
         .build();
-    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
     let mut echo = Echo::default();
     let ending = serve(&mut ws, &mut echo, &limits, &CancellationToken::new()).await;
     assert_eq!(
@@ -191,7 +191,7 @@ async fn a_quiet_peer_is_pinged_then_closed_as_idle() {
 #[tokio::test]
 async fn shutdown_ends_the_loop_with_1001() {
     let mock = Builder::new().wait(Duration::from_secs(3600)).build();
-    let mut ws = WebSocket::new(mock, &[], LIMITS, false);
+    let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
     let shutdown = CancellationToken::new();
     shutdown.cancel();
     let ending = serve(&mut ws, &mut Echo::default(), &conn_limits(), &shutdown).await;

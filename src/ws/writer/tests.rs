@@ -12,11 +12,11 @@ async fn queued_frames_go_out_in_order_across_partial_writes() {
     // The mock accepts at most the bytes of each `write` it expects, so this splits the
     // two frames at an awkward place: 3 bytes, then the rest.
     let mock = Builder::new().write(&all[..3]).write(&all[3..]).build();
-    let mut writer = FrameWriter::new(mock, false);
+    let (mut writer, mut io) = (FrameWriter::new(false), mock);
     writer.push(a);
     writer.push(b);
     assert_eq!(writer.queued_bytes(), all.len());
-    writer.flush().await.unwrap();
+    writer.flush(&mut io).await.unwrap();
     assert!(writer.is_empty());
     assert_eq!(writer.queued_bytes(), 0);
     let stats = writer.take_stats();
@@ -29,10 +29,10 @@ async fn a_message_queued_in_two_parts_is_one_frame_on_the_wire() {
     let payload = Bytes::from_static(b"shared payload");
     let expected = encode_frame(OpCode::Binary, &payload);
     let mock = Builder::new().write(&expected).build();
-    let mut writer = FrameWriter::new(mock, false);
+    let (mut writer, mut io) = (FrameWriter::new(false), mock);
     writer.outbox.push_message(OpCode::Binary, payload);
     assert_eq!(writer.queued_bytes(), expected.len());
-    writer.flush().await.unwrap();
+    writer.flush(&mut io).await.unwrap();
 }
 
 /// Runs `f` with the trace going to a string, and returns what it logged.
@@ -122,14 +122,14 @@ async fn the_trace_shows_which_write_carried_each_frame() {
         written: Vec::new(),
     };
     let log = traced(async {
-        let mut writer = FrameWriter::new(socket, true);
+        let (mut writer, mut io) = (FrameWriter::new(true), socket);
         for frame in frames {
             writer.push(frame);
         }
-        writer.flush().await.unwrap();
+        writer.flush(&mut io).await.unwrap();
         writer.push(last);
-        writer.flush().await.unwrap();
-        assert_eq!(writer.io.written.len(), 23);
+        writer.flush(&mut io).await.unwrap();
+        assert_eq!(io.written.len(), 23);
     })
     .await;
     let lines: Vec<&str> = log.lines().collect();
@@ -161,11 +161,11 @@ async fn a_frame_queued_in_pieces_is_traced_once_when_its_last_piece_is_written(
         written: Vec::new(),
     };
     let log = traced(async {
-        let mut writer = FrameWriter::new(socket, true);
+        let (mut writer, mut io) = (FrameWriter::new(true), socket);
         writer.push(frame.slice(..7));
         writer.push(frame.slice(7..));
         writer.push(after);
-        writer.flush().await.unwrap();
+        writer.flush(&mut io).await.unwrap();
     })
     .await;
     let lines: Vec<&str> = log.lines().collect();
@@ -199,9 +199,9 @@ async fn untraced_writers_log_nothing() {
         .write(&encode_frame(OpCode::Text, b"x"))
         .build();
     let log = traced(async {
-        let mut writer = FrameWriter::new(mock, false);
+        let (mut writer, mut io) = (FrameWriter::new(false), mock);
         writer.push(encode_frame(OpCode::Text, b"x"));
-        writer.flush().await.unwrap();
+        writer.flush(&mut io).await.unwrap();
         assert!(writer.outbox.trace.is_none());
     })
     .await;
@@ -213,10 +213,10 @@ async fn write_errors_surface() {
     let mock = Builder::new()
         .write_error(io::Error::new(io::ErrorKind::BrokenPipe, "gone"))
         .build();
-    let mut writer = FrameWriter::new(mock, false);
+    let (mut writer, mut io) = (FrameWriter::new(false), mock);
     writer.push(encode_frame(OpCode::Text, b"x"));
     assert_eq!(
-        writer.flush().await.unwrap_err().kind(),
+        writer.flush(&mut io).await.unwrap_err().kind(),
         io::ErrorKind::BrokenPipe
     );
 }
