@@ -195,10 +195,9 @@ impl SocketIo {
                     }));
                     return None;
                 }
-                let Some((namespace, ack, name, args)) = event else {
-                    return None;
-                };
-                self.on_event_packet(namespace, ack, &name, &args, out);
+                if let Some((namespace, ack, name, args)) = event {
+                    self.on_event_packet(namespace, ack, &name, &args, out);
+                }
                 None
             }
             Packet::Ack { attachments, .. } => {
