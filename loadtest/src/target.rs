@@ -68,7 +68,7 @@ impl Targets {
     pub fn url_for(&self, i: usize, room: usize) -> String {
         let url = &self.server_of(i).url;
         match self.protocol {
-            Protocol::Chat => {
+            Protocol::Chat | Protocol::Socketio => {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 format!("{url}{sep}room={}-{room}&name=c{i}", self.room_prefix)
             }
