@@ -104,8 +104,10 @@ pub fn check_token(_token: Option<&str>) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The Socket.IO side of one connection.
 struct SocketIo {
     shared: Arc<Shared>,
+    /// The connection's id (its slot's): a room member's identity, and the seed of its sids.
     conn_id: u64,
     /// The upgrade's query string: the chat's parameters where the auth object gives none (kept
     /// for a `CONNECT` after a `DISCONNECT`, too).
@@ -129,8 +131,12 @@ enum State {
 /// A binary event whose attachments are still arriving. The chat has no use for binary
 /// arguments, so they are counted and bounded, not kept.
 struct Pending {
+    /// The event to handle once its attachments are in (namespace, ack id, name, arguments);
+    /// `None` for an ack or an event outside the connection's namespace, only read and dropped.
     event: Option<(Namespace, Option<u64>, String, Vec<Value>)>,
+    /// Binary frames still due.
     remaining: usize,
+    /// Bytes of attachments so far: at most `--max-message-size` for the packet.
     bytes: usize,
 }
 
