@@ -134,8 +134,8 @@ impl Metrics {
 
     /// Writes since the last call. Counted per batch, not per frame (see the module docs).
     pub fn count_writes(&self, stats: WriteStats) {
-        self.write_calls.inc_by(stats.writes);
-        self.deliveries.inc_by(stats.frames);
+        self.write_calls.inc_by(stats.writes.into());
+        self.deliveries.inc_by(stats.frames.into());
         self.bytes_out.inc_by(stats.bytes);
     }
 

@@ -42,15 +42,23 @@ pub fn run(
     let mut chat = Chat { member };
 
     async move {
-        let ending = serve::serve(&mut ws, &mut chat, &shared.chat_limits, &shared.shutdown).await;
-        // Leave the room before the close handshake, which may take seconds: the others should
-        // see `leave` now, and the channel should not keep events for a receiver that is gone.
-        tracing::debug!(conn = slot.id, room = %chat.member.room_name(), nick = %chat.member.nick(), ?ending, "chat connection closed");
-        drop(chat);
-        shared.metrics.rooms.set(shared.hub.room_count() as i64);
-        // Boxed: the close handshake's state is needed once, at the end, and would otherwise
-        // make every idle connection's task bigger by its size.
-        Box::pin(shared.finish_websocket(&mut ws, ending, &shared.chat_limits)).await;
+        // In a block of its own, so `ending` is gone before the close handshake's await: a
+        // local that lived across both awaits would hold a place in the future beside the
+        // serving loop's state, and every idle connection would pay for it.
+        let closing = {
+            let ending =
+                serve::serve(&mut ws, &mut chat, &shared.chat_limits, &shared.shutdown).await;
+            // Leave the room before the close handshake, which may take seconds: the others
+            // should see `leave` now, and the channel should not keep events for a receiver
+            // that is gone.
+            tracing::debug!(conn = slot.id, room = %chat.member.room_name(), nick = %chat.member.nick(), ?ending, "chat connection closed");
+            drop(chat);
+            shared.metrics.rooms.set(shared.hub.room_count() as i64);
+            // Boxed: the close handshake's state is needed once, at the end, and would
+            // otherwise make every idle connection's task bigger by its size.
+            Box::pin(shared.finish_websocket(&mut ws, ending, &shared.chat_limits))
+        };
+        closing.await;
         // Moved in whole by this `drop`: were only `slot.id` used, the block would capture just
         // that field, and the guard, with its connection slot, would be freed at once.
         drop(slot);

@@ -65,7 +65,7 @@ impl MessageReader {
     /// report [`Error::Io`] with `UnexpectedEof` rather than decode what the peer sends next.
     pub async fn read_message<R: AsyncRead + Unpin>(
         &mut self,
-        io: &mut R,
+        mut io: R,
     ) -> Result<Message, Error> {
         loop {
             if self.is_finished() {
@@ -82,7 +82,7 @@ impl MessageReader {
                 }
                 // `Ok(None)`: the decoder took every pending byte; time to read.
             }
-            if let Some(message) = poll_fn(|cx| self.poll_read_and_decode(io, cx)).await? {
+            if let Some(message) = poll_fn(|cx| self.poll_read_and_decode(&mut io, cx)).await? {
                 return Ok(message);
             }
         }

@@ -160,8 +160,9 @@ where
             // outside events come last, and `on_event` drains all that are waiting, so the next
             // turn writes them in one call. That is the batching: an event is never written on
             // the turn it is queued, but on the next, together with everything queued by then.
-            // The socket's two directions, borrowed apart for this turn (see [`Socket`]).
-            let (mut from_peer, mut to_peer) = ws.io.halves();
+            // The socket's two directions, borrowed apart for this turn (see [`Socket`]) and
+            // moved into the two futures that use them.
+            let (from_peer, to_peer) = ws.io.halves();
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -186,12 +187,12 @@ where
                     ));
                     ending
                 }
-                written = ws.writer.flush(&mut to_peer), if !ws.writer.is_empty() => {
+                written = ws.writer.flush(to_peer), if !ws.writer.is_empty() => {
                     written.err().map(|_| Ending::Gone("write failed"))
                 }
                 // Over budget, the peer's frames wait in its socket (and then in its own send
                 // buffer): TCP's flow control, not our memory, holds what it sends.
-                read = ws.reader.read_message(&mut from_peer), if under_budget => {
+                read = ws.reader.read_message(from_peer), if under_budget => {
                     duties.on_read(read, session, &mut ws.writer.outbox, limits)
                 }
                 event = session.next_event(), if under_budget => {

@@ -27,10 +27,11 @@ pub const MAX_IOVECS: usize = 64;
 /// Counters a session turns into metrics: how well writes were batched.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteStats {
-    /// `write_vectored` calls that wrote something.
-    pub writes: u64,
+    /// `write_vectored` calls that wrote something. (Counts are taken after every turn of the
+    /// serving loop, so 32 bits are plenty, and this struct lives in every connection.)
+    pub writes: u32,
     /// Buffers completely written: frames, except that [`Outbox::push_message`] queues two.
-    pub frames: u64,
+    pub frames: u32,
     pub bytes: u64,
 }
 
@@ -166,7 +167,7 @@ impl FrameWriter {
 
     /// Writes until the queue is empty. Cancel-safe: progress is recorded after every write,
     /// so a dropped `flush` loses nothing and the next one resumes mid-frame.
-    pub async fn flush<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
+    pub async fn flush<W: AsyncWrite + Unpin>(&mut self, mut io: W) -> io::Result<()> {
         while !self.outbox.queue.is_empty() {
             let written = poll_fn(|cx| {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -174,7 +175,7 @@ impl FrameWriter {
                 for (slice, frame) in slices.iter_mut().zip(&self.outbox.queue) {
                     *slice = IoSlice::new(frame);
                 }
-                Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+                Pin::new(&mut io).poll_write_vectored(cx, &slices[..count])
             })
             .await?;
             if written == 0 {
@@ -187,7 +188,7 @@ impl FrameWriter {
 
     /// Writes the queue, then shuts down the sending direction (TCP FIN).
     pub async fn shutdown<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> io::Result<()> {
-        self.flush(io).await?;
+        self.flush(&mut *io).await?;
         io.shutdown().await
     }
 

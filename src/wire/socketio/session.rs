@@ -71,12 +71,18 @@ pub fn run(
         binary: None,
     };
 
+    // Shaped as the native session's future is (see `chat::session::run`): the room is left
+    // before the close handshake, and nothing but the handshake lives across its await.
     async move {
-        let ending = serve::serve(&mut ws, &mut sio, &shared.chat_limits, &shared.shutdown).await;
-        tracing::debug!(conn = slot.id, ?ending, "socket.io connection closed");
-        drop(sio);
-        shared.metrics.rooms.set(shared.hub.room_count() as i64);
-        Box::pin(shared.finish_websocket(&mut ws, ending, &shared.chat_limits)).await;
+        let closing = {
+            let ending =
+                serve::serve(&mut ws, &mut sio, &shared.chat_limits, &shared.shutdown).await;
+            tracing::debug!(conn = slot.id, ?ending, "socket.io connection closed");
+            drop(sio);
+            shared.metrics.rooms.set(shared.hub.room_count() as i64);
+            Box::pin(shared.finish_websocket(&mut ws, ending, &shared.chat_limits))
+        };
+        closing.await;
         drop(slot);
     }
 }
