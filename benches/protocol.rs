@@ -8,6 +8,10 @@
 //!   struct with `#[derive(Serialize)]`; the baseline builds the object with `json!` and prints
 //!   it. `wschat_to_frame` adds the frame header and the copy into one shared buffer, the whole
 //!   per-post encoding cost the `fanout` bench pays once per message.
+//! - `protocol_socketio_rewrap`: what one more receiver of that message costs. A native receiver
+//!   shares the frame (`native_share`: a reference count); a Socket.IO receiver today rewraps it
+//!   as `42["message",{...}]` (`socketio_frame`: a new header and one copy of the payload, no
+//!   JSON parsed), which is what a shared lazily-made encoding would pay once per event.
 
 mod common;
 
@@ -16,6 +20,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::{json, Value};
 use wschat::chat::protocol::{parse_request, ChatMessage, ClientRequest, ServerEvent};
+use wschat::wire::socketio::{socketio_frame, Namespace};
 
 /// The server's default limit is far above every input here; only the parse is measured.
 const MAX_TEXT_LEN: usize = 4096;
@@ -113,9 +118,27 @@ fn serialize(c: &mut Criterion) {
     group.finish();
 }
 
+fn socketio_rewrap(c: &mut Criterion) {
+    let native = ServerEvent::Message(ChatMessage {
+        id: 1_234_567,
+        room: "lobby",
+        from: "ann",
+        text: "hello everyone, how is the weather in Köln today?",
+        ts: 1_764_100_000_000,
+    })
+    .to_frame();
+    let mut group = c.benchmark_group("protocol_socketio_rewrap");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("native_share", |b| b.iter(|| black_box(&native).clone()));
+    group.bench_function("socketio_frame", |b| {
+        b.iter(|| socketio_frame(black_box(&native), Namespace::Root))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = parse, serialize
+    targets = parse, serialize, socketio_rewrap
 }
 criterion_main!(benches);

@@ -186,6 +186,32 @@ pub struct Config {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "75s")]
     pub idle_timeout: Duration,
 
+    /// Socket.IO (`/socket.io/`): time between the server's Engine.IO pings (`2`), sent in the
+    /// open packet as `pingInterval`. Engine.IO v4 clients never ping; they expect the server's
+    /// ping within `pingInterval + pingTimeout` and drop the connection otherwise. Default 25 s,
+    /// as Socket.IO servers; shorter finds dead clients sooner at a frame each way per interval.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
+    pub socketio_ping_interval: Duration,
+
+    /// Socket.IO: time a client has to answer a ping with a pong (`3`) before it is closed with
+    /// 1001 and announced as left (`pingTimeout` in the open packet). Default 20 s, as Socket.IO
+    /// servers.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    pub socketio_ping_timeout: Duration,
+
+    /// Socket.IO: time a client has after the upgrade to connect a namespace (`40`) before it is
+    /// closed with 1008. Default 10 s: a client library connects at once; a socket that never
+    /// does holds a connection slot for nothing.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub socketio_connect_timeout: Duration,
+
+    /// Socket.IO: most binary attachments one packet may announce; more closes the connection
+    /// with 1008. Their bytes together are bounded by `--max-message-size`. Default 4: the chat
+    /// uses none (a binary `message` is answered `bad_request`), so this only bounds what a
+    /// client can make the server count.
+    #[arg(long, default_value_t = 4)]
+    pub socketio_max_attachments: usize,
+
     /// Time to wait for the peer's close frame after sending ours.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub close_timeout: Duration,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod wire;
 pub mod ws;
 
 pub use config::Config;

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub refused_connections: IntCounterVec,
     pub close_codes_sent: IntCounterVec,
     pub http_requests: IntCounterVec,
+    pub sessions: IntCounterVec,
+    pub socketio_encodings: IntCounter,
+    pub socketio_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,6 +133,20 @@ impl Metrics {
                 "wschat_http_requests_total",
                 "HTTP responses, by status",
                 "status",
+            ),
+            sessions: labelled(
+                "wschat_sessions_total",
+                "WebSocket sessions started, by wire protocol (native, socketio)",
+                "protocol",
+            ),
+            socketio_encodings: counter(
+                "wschat_socketio_encodings_total",
+                "Room events rewrapped as Socket.IO frames (at most once per event and namespace)",
+            ),
+            socketio_errors: labelled(
+                "wschat_socketio_errors_total",
+                "Socket.IO connections closed for a malformed packet, by reason",
+                "reason",
             ),
             registry,
         };

@@ -30,6 +30,7 @@ use crate::auth::{self, AuthError, Grant};
 use crate::chat::Params;
 use crate::config::Switch;
 use crate::state::{Shared, SlotGuard};
+use crate::wire::socketio;
 use crate::ws::handshake::{self, HandshakeError};
 use crate::ws::trace;
 use crate::ws::{extensions, Deflate};
@@ -41,6 +42,10 @@ type Body = Full<Bytes>;
 enum Endpoint {
     /// A chat connection, and what its token grants when authentication is on.
     Chat(Params, Option<Grant>),
+    /// Socket.IO, with the upgrade's query string: the chat's parameters are decided at the
+    /// client's `CONNECT`, which may carry them in its auth object (and, with authentication
+    /// on, its token).
+    SocketIo(Box<str>),
     Echo,
 }
 
@@ -90,6 +95,27 @@ pub fn route(
             closing(text(StatusCode::MISDIRECTED_REQUEST, "unknown host"))
         }
         "/ws" if kind == Listener::Main => upgrade(req, ip, shared),
+        // Engine.IO's path; clients add the trailing slash. Anything but Engine.IO 4 over
+        // WebSocket is refused with Engine.IO's JSON error, before the upgrade's own checks.
+        "/socket.io/" | "/socket.io" if kind == Listener::Main => {
+            match socketio::handshake::check_query(req.uri().query().unwrap_or("")) {
+                Ok(()) => upgrade(req, ip, shared),
+                Err(refusal) => {
+                    shared
+                        .metrics
+                        .handshake_failures
+                        .with_label_values(&[refusal.label()])
+                        .inc();
+                    let mut response = Response::new(Full::new(Bytes::from(refusal.body())));
+                    *response.status_mut() = StatusCode::BAD_REQUEST;
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    closing(response)
+                }
+            }
+        }
         "/echo" if kind == Listener::Main && config.echo => upgrade(req, ip, shared),
         _ if req.method() != Method::GET && req.method() != Method::HEAD => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
@@ -215,6 +241,11 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
                 echo::run(stream, already_read, slot, shared, deflate),
                 span,
             ),
+            Endpoint::SocketIo(query) => spawn_session(
+                &tasks,
+                socketio::session::run(stream, already_read, query, slot, shared, deflate),
+                span,
+            ),
         };
     });
 
@@ -246,7 +277,9 @@ fn trace_span<B>(
         Endpoint::Chat(params, _) => {
             tracing::info_span!(target: trace::TARGET, "conn", id = slot.id, nick = %params.nick)
         }
-        Endpoint::Echo => tracing::info_span!(target: trace::TARGET, "conn", id = slot.id),
+        Endpoint::SocketIo(_) | Endpoint::Echo => {
+            tracing::info_span!(target: trace::TARGET, "conn", id = slot.id)
+        }
     };
     let key = req
         .headers()
@@ -316,6 +349,21 @@ fn accept_upgrade(
                 .admit(&params.room)
                 .map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
             Endpoint::Chat(params, grant)
+        }
+        "/socket.io/" | "/socket.io" => {
+            // The query's own room and name are checked now, so a bad one is a `400` as on
+            // `/ws`; the auth object's are checked at `CONNECT`. A guest name is not drawn
+            // here: the one the connection keeps is drawn then.
+            let query = req.uri().query().unwrap_or("");
+            let params = Params::from_query(query, &shared.config, || "guest".into())
+                .map_err(HandshakeError::BadParameter)?;
+            if form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == "room") {
+                shared
+                    .hub
+                    .admit(&params.room)
+                    .map_err(|chat::RoomLimit| HandshakeError::RoomLimit)?;
+            }
+            Endpoint::SocketIo(query.into())
         }
         _ => Endpoint::Echo,
     };

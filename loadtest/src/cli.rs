@@ -172,6 +172,11 @@ pub enum Protocol {
     Chat,
     /// Every text frame is relayed verbatim to every client.
     Raw,
+    /// wschat's chat over Socket.IO (Engine.IO v4 over WebSocket): `--url
+    /// ws://HOST:PORT/socket.io/?EIO=4&transport=websocket`. Each client connects the default
+    /// namespace, sends `42["message",{...}]`, reads the chat's events as Socket.IO events and
+    /// answers the server's pings.
+    Socketio,
 }
 
 /// Local addresses to bind client sockets to before connecting.

@@ -9,11 +9,13 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout};
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::connection::{self, error_kind, normal_close, ConnectError, Ws};
+use crate::cli::Protocol;
+use crate::connection::{self, error_kind, normal_close, ConnectError, SharedSink, Ws};
 use crate::phase::{self, Phase};
 use crate::receiver::{finish, read_until, Receiver};
 use crate::sender::send_loop;
@@ -62,10 +64,60 @@ pub async fn run_client(ctx: Rc<ThreadCtx>, i: usize, mut phase: watch::Receiver
         let mut rx = Receiver::new(&ctx, role, i, phase.clone());
         if role.slow {
             slow_reader(ws, &mut rx, &mut phase, setup.close_timeout).await;
+        } else if role.sender && setup.protocol == Protocol::Socketio {
+            // The reader answers the server's pings on the sender's half too.
+            let (sink, mut stream) = ws.split();
+            let sink = SharedSink::new(sink);
+            let sender =
+                tokio::task::spawn_local(send_loop(ctx.clone(), i, sink.clone(), phase.clone()));
+            match read_until(
+                &mut stream,
+                &mut rx,
+                phase::stopped(&mut phase),
+                Some(&sink),
+            )
+            .await
+            {
+                None => rx.closed = finish(&mut stream, &mut rx, setup.close_timeout).await,
+                Some(end) => {
+                    rx.closed = end;
+                    rx.closed_early = !phase::is_stopping(&phase);
+                }
+            }
+            result.sent = sender.await.unwrap_or(0);
+        } else if setup.protocol == Protocol::Socketio {
+            // A receiver splits too, only to answer pings while it reads.
+            let (sink, mut stream) = ws.split();
+            let mut sink = SharedSink::new(sink);
+            match read_until(
+                &mut stream,
+                &mut rx,
+                phase::stopped(&mut phase),
+                Some(&sink),
+            )
+            .await
+            {
+                None => {
+                    rx.closed = match timeout(
+                        setup.close_timeout,
+                        sink.send(Message::Close(Some(normal_close()))),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => finish(&mut stream, &mut rx, setup.close_timeout).await,
+                        Ok(Err(e)) => Closed::Error(error_kind(&e)),
+                        Err(_) => Closed::Timeout,
+                    }
+                }
+                Some(end) => {
+                    rx.closed = end;
+                    rx.closed_early = !phase::is_stopping(&phase);
+                }
+            }
         } else if role.sender {
             let (sink, mut stream) = ws.split();
             let sender = tokio::task::spawn_local(send_loop(ctx.clone(), i, sink, phase.clone()));
-            match read_until(&mut stream, &mut rx, phase::stopped(&mut phase)).await {
+            match read_until(&mut stream, &mut rx, phase::stopped(&mut phase), None).await {
                 // Stop: the send task sends our close frame; read until the server's reply.
                 None => rx.closed = finish(&mut stream, &mut rx, setup.close_timeout).await,
                 Some(end) => {
@@ -76,7 +128,7 @@ pub async fn run_client(ctx: Rc<ThreadCtx>, i: usize, mut phase: watch::Receiver
             result.sent = sender.await.unwrap_or(0);
         } else {
             let mut ws = ws;
-            match read_until(&mut ws, &mut rx, phase::stopped(&mut phase)).await {
+            match read_until(&mut ws, &mut rx, phase::stopped(&mut phase), None).await {
                 None => {
                     rx.closed =
                         match timeout(setup.close_timeout, ws.close(Some(normal_close()))).await {

@@ -44,6 +44,8 @@ pub enum Incoming<'a> {
     Lagged(u64),
     /// The server refused a request of this client (`{"type":"error","code":...}`).
     Error(Cow<'a, str>),
+    /// Engine.IO's ping (`2`, `--protocol socketio`): the client owes a pong (`3`).
+    Ping,
     /// Anything else: welcome, join, leave, typing, presence, foreign messages.
     Other,
 }
@@ -137,6 +139,32 @@ struct Event<'a> {
     missed: Option<u64>,
     #[serde(borrow, default)]
     code: Option<Cow<'a, str>>,
+}
+
+/// Wraps a message text as a Socket.IO `message` event carrying the chat's request object
+/// (`--protocol socketio`): `42["message",{"type":"message","text":"..."}]`.
+pub fn socketio_request(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 45);
+    s.push_str(r#"42["message","#);
+    s.push_str(&chat_request(text));
+    s.push(']');
+    s
+}
+
+/// Parses a frame of `--protocol socketio`: Engine.IO's ping, or a Socket.IO event
+/// `42["<type>",<the chat event object>]` whose object is parsed as [`parse_chat`] parses it.
+pub fn parse_socketio(frame: &str) -> Incoming<'_> {
+    if frame == "2" {
+        return Incoming::Ping;
+    }
+    let Some(array) = frame.strip_prefix("42[\"") else {
+        return Incoming::Other;
+    };
+    // The event name is a plain word; the object follows its closing quote and comma.
+    match (array.find("\","), array.strip_suffix(']')) {
+        (Some(end), Some(inner)) if end + 2 <= inner.len() => parse_chat(&inner[end + 2..]),
+        _ => Incoming::Other,
+    }
 }
 
 /// The simple, complete parser the fast path must agree with.
@@ -234,5 +262,40 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&chat_request(&t)).unwrap();
         assert_eq!(v["type"], "message");
         assert_eq!(v["text"], t.as_str());
+    }
+
+    #[test]
+    fn socketio_frames_are_the_chat_events_inside_an_event_array() {
+        let mut t = String::new();
+        write_text(&mut t, stamp(), 40);
+        // What the swarm sends is what wschat's Socket.IO session takes: `[name, {text}]`.
+        let request = socketio_request(&t);
+        let v: serde_json::Value = serde_json::from_str(&request[2..]).unwrap();
+        assert_eq!(
+            (v[0].as_str(), v[1]["text"].as_str()),
+            (Some("message"), Some(t.as_str()))
+        );
+        let message = format!(
+            r#"42["message",{{"type":"message","id":1,"room":"r","from":"c1","text":"{t}","ts":1}}]"#
+        );
+        assert_eq!(parse_socketio(&message), Incoming::Stamp(stamp()));
+        assert_eq!(
+            parse_socketio(r#"42["lagged",{"type":"lagged","missed":4}]"#),
+            Incoming::Lagged(4)
+        );
+        assert_eq!(
+            parse_socketio(r#"42["error",{"type":"error","code":"rate_limited","message":"m"}]"#),
+            Incoming::Error("rate_limited".into())
+        );
+        assert_eq!(parse_socketio("2"), Incoming::Ping);
+        for other in [
+            "3",
+            "40{\"sid\":\"x\"}",
+            r#"42["join",{"type":"join","name":"a"}]"#,
+            "42[",
+            "42[\"x\"]",
+        ] {
+            assert_eq!(parse_socketio(other), Incoming::Other, "{other}");
+        }
     }
 }

@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio::time::sleep;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::accounting::{Account, Verdict};
 use crate::cli::Protocol;
-use crate::connection::error_kind;
+use crate::connection::{error_kind, SharedSink};
 use crate::payload::{self, Incoming, Stamp};
 use crate::phase::Phase;
 use crate::schedule::Role;
@@ -81,15 +81,15 @@ impl<'a> Receiver<'a> {
         }
     }
 
-    /// Counts one text (or binary) frame.
-    fn on_frame(&mut self, frame: &[u8]) {
+    /// Counts one text (or binary) frame. Returns whether it was a Socket.IO ping, which the
+    /// client must answer.
+    fn on_frame(&mut self, frame: &[u8]) -> bool {
         let setup = &*self.ctx.setup;
-        let incoming = match setup.protocol {
-            Protocol::Raw => payload::parse_raw(frame),
-            Protocol::Chat => match std::str::from_utf8(frame) {
-                Ok(s) => payload::parse_chat(s),
-                Err(_) => Incoming::Other,
-            },
+        let incoming = match (setup.protocol, std::str::from_utf8(frame)) {
+            (Protocol::Raw, _) => payload::parse_raw(frame),
+            (Protocol::Chat, Ok(s)) => payload::parse_chat(s),
+            (Protocol::Socketio, Ok(s)) => payload::parse_socketio(s),
+            (_, Err(_)) => Incoming::Other,
         };
         match incoming {
             Incoming::Stamp(stamp) => self.on_stamp(stamp),
@@ -98,8 +98,10 @@ impl<'a> Receiver<'a> {
                 self.lagged_missed += n;
             }
             Incoming::Error(code) => self.on_refused(&code),
+            Incoming::Ping => return true,
             Incoming::Other => {}
         }
+        false
     }
 
     fn on_stamp(&mut self, stamp: Stamp) {
@@ -167,16 +169,18 @@ pub async fn finish<S>(stream: &mut S, rx: &mut Receiver<'_>, limit: Duration) -
 where
     S: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    read_until(stream, rx, sleep(limit))
+    read_until(stream, rx, sleep(limit), None)
         .await
         .unwrap_or(Closed::Timeout)
 }
 
 /// Reads and counts frames until the stream ends (returns how) or `until` resolves (`None`).
+/// With `pongs` (`--protocol socketio`), each Engine.IO ping is answered on it.
 pub async fn read_until<S>(
     stream: &mut S,
     rx: &mut Receiver<'_>,
     until: impl Future<Output = ()>,
+    pongs: Option<&SharedSink>,
 ) -> Option<Closed>
 where
     S: Stream<Item = Result<Message, WsError>> + Unpin,
@@ -189,8 +193,17 @@ where
             // and then, so `until` is seen within a few hundred frames.
             biased;
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(t))) => rx.on_frame(t.as_bytes()),
-                Some(Ok(Message::Binary(b))) => rx.on_frame(&b),
+                Some(Ok(Message::Text(t))) => {
+                    if rx.on_frame(t.as_bytes()) {
+                        if let Some(mut sink) = pongs.cloned() {
+                            // A failed pong shows up as the read error that follows.
+                            let _ = sink.send(Message::text("3")).await;
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    rx.on_frame(&b);
+                }
                 Some(Ok(Message::Close(frame))) => {
                     // tungstenite queues the reply; keep polling so it is written.
                     close_code = Some(frame.map_or(1005, |f| u16::from(f.code)));

@@ -61,6 +61,7 @@ where
         let msg = match setup.protocol {
             Protocol::Chat => Message::text(payload::chat_request(&text)),
             Protocol::Raw => Message::text(text.clone()),
+            Protocol::Socketio => Message::text(payload::socketio_request(&text)),
         };
         // Only the stop cancels a write under way: a message cut off by Ctrl-C could reach
         // receivers without being counted as sent.

@@ -48,6 +48,7 @@ pub fn summarize(
         protocol: match args.protocol {
             Protocol::Chat => "chat".into(),
             Protocol::Raw => "raw".into(),
+            Protocol::Socketio => "socketio".into(),
         },
         url: args.url.join(", "),
         clients_requested: args.clients,

@@ -73,7 +73,7 @@ impl Targets {
     pub fn url_for(&self, i: usize, room: usize) -> String {
         let url = &self.server_of(i).url;
         match self.protocol {
-            Protocol::Chat => {
+            Protocol::Chat | Protocol::Socketio => {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 let room = format!("{}-{room}", self.room_prefix);
                 let name = format!("c{i}");

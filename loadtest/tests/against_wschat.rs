@@ -65,6 +65,35 @@ async fn hundreds_of_clients_in_several_rooms_get_every_message_exactly_once() {
     }
 }
 
+/// `--protocol socketio`: the same exact counts through `/socket.io/`, with the server pinging
+/// every 100 ms and dropping a client that has not answered in 1 s, well inside the run: a swarm
+/// that did not answer pings would lose its clients, and so messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_clients_get_every_message_exactly_once() {
+    let config = wschat::Config {
+        socketio_ping_interval: std::time::Duration::from_millis(100),
+        socketio_ping_timeout: std::time::Duration::from_secs(1),
+        ..wschat::Config::for_tests()
+    };
+    let (addr, _stop) = start(config).await;
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let out = swarm(args(&format!(
+        "--url {url} --protocol socketio --clients 60 --rooms 3 --senders 6 --rate 100 --duration 1500ms --settle 300ms --drain 3s --close-timeout 10s --quiet"
+    )))
+    .await;
+    let r = &out.report;
+    assert_eq!(r.clients_connected, 60, "{}", r.human());
+    assert_eq!(r.sent, 150, "{}", r.human());
+    assert_eq!(r.expected, 150 * 20);
+    assert_eq!(r.delivered, r.expected, "{}", r.human());
+    assert_eq!(
+        (r.lost, r.duplicates, r.out_of_order, r.unexpected),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(r.close_codes.get("1000"), Some(&60), "{}", r.human());
+    assert!(r.passed, "{}", r.human());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_readers_are_counted_apart_and_cost_the_others_nothing() {
     let mut config = wschat::Config::for_tests();

@@ -7,7 +7,8 @@
 //! compresses to the same bytes whoever receives it, and server frames are not masked, so one
 //! compressed frame serves every such receiver: a broadcast to 10,000 members is compressed once,
 //! not 10,000 times, and not at all in a room where nobody negotiated it. Another wire protocol's
-//! frame for the same event belongs here too, beside these, made the same way.
+//! frame for the same event is kept here too, beside these, made the same way (Socket.IO's, one
+//! per namespace: see [`Encoded::wire_form`]).
 //!
 //! Rejected: compressing in the room, under its lock, whether or not anyone wants it (the lock
 //! is what every member's send waits on); compressing per receiver (what servers with context
@@ -30,19 +31,34 @@ pub struct Encoded {
     /// negotiated permessage-deflate. `Some(None)`: tried, and not worth it (under
     /// `--deflate-threshold`, or no smaller); such receivers get `plain`.
     deflated: OnceLock<Option<Bytes>>,
+    /// Forms another wire protocol makes from `plain` (Socket.IO's, one per namespace), each
+    /// made by the first receiver that needs it and shared by the rest.
+    wire: [OnceLock<Bytes>; WIRE_FORMS],
 }
+
+/// How many forms of another wire protocol an event can carry ([`Encoded::wire_form`]).
+pub const WIRE_FORMS: usize = 2;
 
 impl Encoded {
     pub fn new(plain: Bytes) -> Self {
         Encoded {
             plain,
             deflated: OnceLock::new(),
+            wire: Default::default(),
         }
     }
 
     /// The plain frame.
     pub fn plain(&self) -> &Bytes {
         &self.plain
+    }
+
+    /// Form `slot` (< [`WIRE_FORMS`]) of another wire protocol, made from the plain frame by
+    /// `make` the first time any receiver asks, then shared: a broadcast to 10,000 Socket.IO
+    /// members is rewrapped once, not 10,000 times. The chat does not know what the forms are;
+    /// the wire module that asks does (`crate::wire::socketio::frame`).
+    pub fn wire_form(&self, slot: usize, make: impl FnOnce(&Bytes) -> Bytes) -> Bytes {
+        self.wire[slot].get_or_init(|| make(&self.plain)).clone()
     }
 
     /// The frame for a receiver: compressed if `deflate` (its connection negotiated it and

@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod encoded;
 pub mod hub;
+pub mod member;
 pub mod params;
 pub mod protocol;
 pub mod room;

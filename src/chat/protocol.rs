@@ -89,14 +89,21 @@ pub fn parse_request(frame: &str, max_text_len: usize) -> Result<ClientRequest<'
         ClientRequest::Message(Cow::Borrowed(frame))
     };
     if let ClientRequest::Message(text) = &request {
-        if super::text::is_blank(text) {
-            return Err(RequestError::EmptyText);
-        }
-        if text.len() > max_text_len {
-            return Err(RequestError::TextTooLong);
-        }
+        check_text(text, max_text_len)?;
     }
     Ok(request)
+}
+
+/// The checks every message's text passes, whatever protocol brought it: not blank, at most
+/// `max_text_len` bytes.
+pub fn check_text(text: &str, max_text_len: usize) -> Result<(), RequestError> {
+    if super::text::is_blank(text) {
+        return Err(RequestError::EmptyText);
+    }
+    if text.len() > max_text_len {
+        return Err(RequestError::TextTooLong);
+    }
+    Ok(())
 }
 
 /// One chat message as broadcast and kept in history.

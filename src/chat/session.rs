@@ -1,18 +1,19 @@
-//! One chat connection, from welcome to close: what the chat does with a client's messages and
-//! with its room's events. Everything RFC 6455 asks of every connection (pings, idle and
-//! write-stall endings, budgets, the close handshake) is [`crate::ws::conn`]'s, not this file's.
+//! One native chat connection, from welcome to close: what the chat does with a client's JSON
+//! messages and with its room's events. Everything RFC 6455 asks of every connection (pings, idle
+//! and write-stall endings, budgets, the close handshake) is [`crate::ws::serve`]'s; what any
+//! member of a room does, whatever it speaks, is [`super::member`]'s.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use super::channel::{Delivery, Subscription};
-use super::hub::Membership;
+use super::channel::Delivery;
+use super::member::Member;
 use super::params::Params;
-use super::protocol::{parse_request, ClientRequest, RequestError, ServerEvent};
+use super::protocol::{parse_request, RequestError, ServerEvent};
 use crate::auth::{self, Grant};
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
@@ -40,31 +41,24 @@ pub fn run(
         slot.id,
         deflate,
     );
+    shared.metrics.sessions.with_label_values(&["native"]).inc();
     // Whether frames compressed with our full window may be sent (see `ws::extensions`).
     let compress = deflate.is_some_and(|d| d.compresses());
     let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
-    let (membership, entry) =
-        shared
-            .hub
-            .join_with_info(&params.room, &params.nick, info, params.since);
-    shared.metrics.rooms.set(shared.hub.room_count() as i64);
+    let (member, welcome) = Member::join(Arc::clone(&shared), slot.id, &params, info);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
     // One frame in two pieces: this joiner's part, then the room's shared history.
     let threshold = shared.config.deflate_threshold;
     let [head, history] = compress
-        .then(|| entry.welcome.deflated(threshold, &shared.metrics))
+        .then(|| welcome.deflated(threshold, &shared.metrics))
         .flatten()
-        .unwrap_or_else(|| entry.welcome.plain());
+        .unwrap_or_else(|| welcome.plain());
     ws.writer.push(head);
     ws.writer.push(history);
     // Built here and moved in whole: built inside the block from captured parts, the parts'
     // own slots would stay in the future beside it for the life of the connection.
     let mut chat = Chat {
-        shared: Arc::clone(&shared),
-        conn_id: slot.id,
-        membership,
-        events: entry.events,
-        last_typing: None,
+        member,
         expires: grant.map(|grant| expiry_instant(grant.expires)),
         compress,
     };
@@ -79,7 +73,7 @@ pub fn run(
             // Leave the room before the close handshake, which may take seconds: the others
             // should see `leave` now, and the channel should not keep events for a receiver
             // that is gone.
-            tracing::debug!(conn = slot.id, room = %chat.membership.room().name(), nick = %chat.membership.nick(), ?ending, "chat connection closed");
+            tracing::debug!(conn = slot.id, room = %chat.member.room_name(), nick = %chat.member.nick(), ?ending, "chat connection closed");
             drop(chat);
             shared.metrics.rooms.set(shared.hub.room_count() as i64);
             // Boxed: the close handshake's state is needed once, at the end, and would
@@ -93,15 +87,10 @@ pub fn run(
     }
 }
 
-/// The chat's side of one connection.
+/// The chat's side of one native connection.
 struct Chat {
-    shared: Arc<Shared>,
-    conn_id: u64,
-    /// The connection's place in its room; dropping it leaves the room.
-    membership: Membership,
-    events: Subscription,
-    /// When this connection's last `typing` was relayed.
-    last_typing: Option<Instant>,
+    /// Holds the server's shared state too (one `Arc` per connection, not two).
+    member: Member,
     /// When its token expires (authentication on): the connection is closed with
     /// [`auth::TOKEN_EXPIRED`] then.
     expires: Option<Instant>,
@@ -125,7 +114,7 @@ impl Session for Chat {
     type Event = Result<Delivery, RecvError>;
 
     fn next_event(&mut self) -> impl Future<Output = Self::Event> + Send {
-        self.events.recv()
+        self.member.recv()
     }
 
     fn on_data(&mut self, data: Data, out: &mut Outbox) -> Option<Ending> {
@@ -138,27 +127,13 @@ impl Session for Chat {
                 ))
             }
         };
-        let shared = &*self.shared;
+        let shared = self.member.shared();
         shared.metrics.messages_received.inc();
         shared.metrics.bytes_in.inc_by(text.len() as u64);
-        let room = self.membership.room();
-        match parse_request(&text, shared.config.max_text_len) {
-            Ok(ClientRequest::Message(text)) => {
-                room.post(self.membership.nick(), &text);
-            }
-            Ok(ClientRequest::Typing) => {
-                // At most one relayed `typing` per `--typing-interval`: it reaches every member,
-                // so a client typing-flooding under the message rate would still multiply its
-                // frames by the room's size. The rest are dropped without a reply.
-                let now = Instant::now();
-                let due = match self.last_typing {
-                    Some(last) => now >= last + shared.config.typing_interval,
-                    None => true,
-                };
-                if due {
-                    self.last_typing = Some(now);
-                    room.typing(self.membership.nick(), self.conn_id);
-                }
+        let max_text_len = shared.config.max_text_len;
+        match parse_request(&text, max_text_len) {
+            Ok(request) => {
+                self.member.request(request);
             }
             Err(error) => out.push(ServerEvent::error(error).to_frame()),
         }
@@ -167,39 +142,12 @@ impl Session for Chat {
 
     /// Queues `first` and everything else already waiting, so one write carries them all.
     fn on_event(&mut self, first: Self::Event, out: &mut Outbox) -> Option<Ending> {
-        let write_buffer = self.shared.config.write_buffer;
-        let mut next = first;
-        loop {
-            match next {
-                Ok(delivery) if delivery.skip.map(u64::from) != Some(self.conn_id) => {
-                    let config = &self.shared.config;
-                    out.push(delivery.frame.frame_for(
-                        self.compress,
-                        config.deflate_threshold,
-                        &self.shared.metrics,
-                    ))
-                }
-                Ok(_) => {}
-                // The channel overwrote `missed` events this client had not read yet. Tell it,
-                // and carry on from the oldest event still held (the documented lag policy).
-                Err(RecvError::Lagged(missed)) => {
-                    self.shared.metrics.lagged_events.inc_by(missed);
-                    out.push(ServerEvent::Lagged { missed }.to_frame());
-                }
-                Err(RecvError::Closed) => {
-                    return Some(Ending::Close(close_code::GOING_AWAY, "room closed".into()))
-                }
-            }
-            if out.queued_bytes() >= write_buffer {
-                return None;
-            }
-            next = match self.events.try_recv() {
-                Ok(delivery) => Ok(delivery),
-                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => return None,
-            };
-        }
+        let compress = self.compress;
+        let shared = Arc::clone(self.member.shared_arc());
+        let threshold = shared.config.deflate_threshold;
+        self.member.drain(first, out, |event| {
+            event.frame_for(compress, threshold, &shared.metrics)
+        })
     }
 
     fn on_rate_limited(&mut self, out: &mut Outbox) {
@@ -207,18 +155,23 @@ impl Session for Chat {
     }
 
     fn on_dropped(&mut self, why: Dropped) {
-        self.shared.metrics.count_drop(why);
+        self.member.shared().metrics.count_drop(why);
     }
 
     fn on_written(&mut self, stats: WriteStats) {
-        self.shared.metrics.count_writes(stats);
+        self.member.shared().metrics.count_writes(stats);
     }
 
-    fn expires_at(&self) -> Option<Instant> {
+    /// The token's `exp`, on the connection's one timer.
+    fn deadline(&self) -> Option<Instant> {
         self.expires
     }
 
-    fn on_expired(&mut self) -> Ending {
-        Ending::Close(auth::TOKEN_EXPIRED, "token expired".into())
+    fn on_deadline(&mut self, now: Instant, _out: &mut Outbox) -> Option<Ending> {
+        if self.expires.is_some_and(|expires| now >= expires) {
+            self.on_dropped(Dropped::Expired);
+            return Some(Ending::Close(auth::TOKEN_EXPIRED, "token expired".into()));
+        }
+        None
     }
 }

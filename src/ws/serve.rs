@@ -33,7 +33,8 @@ pub enum Dropped {
     SlowConsumer,
     /// Nothing from the peer, not even a pong, for the idle timeout (close 1001).
     Idle,
-    /// The session's permission ended ([`Session::expires_at`], a token's `exp`).
+    /// The session's permission ended (a token's `exp`; the session's own
+    /// [`Session::on_deadline`] reports it).
     Expired,
 }
 
@@ -105,17 +106,17 @@ pub trait Session {
     /// Writes completed since the last call.
     fn on_written(&mut self, _stats: WriteStats) {}
 
-    /// When the connection must end whatever happens on it (a token's `exp`), if ever. Watched
-    /// by the loop's one timer, beside the idle and write-stall deadlines, so it costs an open
-    /// connection no task and no timer of its own. Read once, when [`serve`] starts.
-    fn expires_at(&self) -> Option<Instant> {
+    /// The session's own next deadline, if it keeps one (Socket.IO's heartbeat and connect
+    /// timeout). It shares the connection's one timer rather than adding a second `Sleep` to
+    /// every connection's future. It may move later freely; if a call moves it earlier, the
+    /// timer is pulled in after that step.
+    fn deadline(&self) -> Option<Instant> {
         None
     }
 
-    /// [`Session::expires_at`] has come: how to close. The session picks the code (the chat's is
-    /// an application code that tells the client to come back with a fresh token).
-    fn on_expired(&mut self) -> Ending {
-        Ending::Close(close_code::POLICY_VIOLATION, "expired".into())
+    /// The timer fired at or after [`Session::deadline`]. `Some` ends the connection.
+    fn on_deadline(&mut self, _now: Instant, _out: &mut Outbox) -> Option<Ending> {
+        None
     }
 }
 
@@ -139,10 +140,11 @@ where
     H: Session,
 {
     async move {
-        let mut duties = Duties::new(limits, session.expires_at());
-        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(
+        let mut duties = Duties::new(limits);
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(earliest(
             duties.next_deadline(limits, &ws.writer),
-        ));
+            session.deadline(),
+        )));
         loop {
             // Section 5.5.3 lets an endpoint answer only the latest of several pings. The pong
             // waits outside the outbox until it is empty, so a peer that pings and never reads
@@ -172,14 +174,22 @@ where
                 }
                 _ = &mut timer => {
                     let ending = duties.on_timer(limits, &mut ws.writer);
-                    timer.as_mut().reset(duties.next_deadline(limits, &ws.writer));
                     if let Some((why, _)) = &ending {
                         session.on_dropped(*why);
                     }
-                    ending.map(|(why, ending)| match why {
-                        Dropped::Expired => session.on_expired(),
-                        _ => ending,
-                    })
+                    let now = Instant::now();
+                    let ending = match ending {
+                        Some((_, ending)) => Some(ending),
+                        None if session.deadline().is_some_and(|d| d <= now) => {
+                            session.on_deadline(now, &mut ws.writer.outbox)
+                        }
+                        None => None,
+                    };
+                    timer.as_mut().reset(earliest(
+                        duties.next_deadline(limits, &ws.writer),
+                        session.deadline(),
+                    ));
+                    ending
                 }
                 written = ws.writer.flush(to_peer), if !ws.writer.is_empty() => {
                     written.err().map(|_| Ending::Gone("write failed"))
@@ -201,6 +211,11 @@ where
                 session.on_written(stats);
             }
             duties.after_step(limits, stats, queue_was_empty, &ws.writer, &mut timer);
+            if let Some(deadline) = session.deadline() {
+                if deadline < timer.deadline() {
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }
@@ -221,15 +236,12 @@ struct Duties {
     tokens: f64,
     /// Frames refused by the rate limit since the last one that passed.
     strikes: u32,
-    /// When the session must end ([`Session::expires_at`]).
-    expires: Option<Instant>,
 }
 
 impl Duties {
-    fn new(limits: &ConnLimits, expires: Option<Instant>) -> Self {
+    fn new(limits: &ConnLimits) -> Self {
         let now = Instant::now();
         Duties {
-            expires,
             last_heard: now,
             ping_sent: false,
             last_write_progress: now,
@@ -292,12 +304,6 @@ impl Duties {
         writer: &mut FrameWriter,
     ) -> Option<(Dropped, Ending)> {
         let now = Instant::now();
-        if self.expires.is_some_and(|expires| now >= expires) {
-            return Some((
-                Dropped::Expired,
-                Ending::Close(close_code::POLICY_VIOLATION, "expired".into()),
-            ));
-        }
         if !writer.is_empty() && now >= self.last_write_progress + limits.write_timeout {
             return Some((
                 Dropped::SlowConsumer,
@@ -327,9 +333,6 @@ impl Duties {
         if !writer.is_empty() {
             deadline = deadline.min(self.last_write_progress + limits.write_timeout);
         }
-        if let Some(expires) = self.expires {
-            deadline = deadline.min(expires);
-        }
         deadline
     }
 
@@ -358,6 +361,11 @@ impl Duties {
             }
         }
     }
+}
+
+/// The earlier of the connection's deadline and the session's, if it has one.
+fn earliest(connection: Instant, session: Option<Instant>) -> Instant {
+    session.map_or(connection, |session| session.min(connection))
 }
 
 /// The per-connection rate limit, a token bucket: `rate` tokens a second, up to `burst` saved;

@@ -218,10 +218,70 @@ fn token_bucket_allows_bursts_then_the_rate() {
     assert!((0..1000).all(|_| take_token(&mut none, ms(0), 0.0, 1.0)));
 }
 
-/// A session that must end at a fixed moment (a token's `exp`).
+/// Keeps a deadline of its own (as Socket.IO's heartbeat does): at each one it queues a text
+/// frame and sets the next one 5 s later; at the third it ends the connection.
+struct Ticker {
+    next: Instant,
+    ticks: u32,
+}
+
+impl Session for Ticker {
+    type Event = std::convert::Infallible;
+    fn next_event(&mut self) -> impl Future<Output = Self::Event> + Send {
+        std::future::pending()
+    }
+    fn on_data(&mut self, _: Data, _: &mut Outbox) -> Option<Ending> {
+        None
+    }
+    fn on_event(&mut self, event: Self::Event, _: &mut Outbox) -> Option<Ending> {
+        match event {}
+    }
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.next)
+    }
+    fn on_deadline(&mut self, now: Instant, out: &mut Outbox) -> Option<Ending> {
+        self.ticks += 1;
+        if self.ticks == 3 {
+            return Some(Ending::Close(close_code::NORMAL, "done".into()));
+        }
+        out.push(encode_frame(OpCode::Text, b"tick"));
+        self.next = now + Duration::from_secs(5);
+        None
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_deadline_runs_on_the_connections_timer() {
+    let mock = Builder::new()
+        .wait(Duration::from_secs(5))
+        .write(&encode_frame(OpCode::Text, b"tick"))
+        .wait(Duration::from_secs(5))
+        .write(&encode_frame(OpCode::Text, b"tick"))
+        // Nothing from the peer meanwhile (without this the script would end: EOF).
+        .wait(Duration::from_secs(60))
+        .build();
+    let mut ws = WebSocket::new(tokio::io::split(mock), &[], LIMITS, false);
+    let start = Instant::now();
+    let mut ticker = Ticker {
+        next: start + Duration::from_secs(5),
+        ticks: 0,
+    };
+    let ending = serve(
+        &mut ws,
+        &mut ticker,
+        &conn_limits(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(ending, Ending::Close(close_code::NORMAL, "done".into()));
+    assert_eq!(ticker.ticks, 3);
+    // The WebSocket's own timers (ping at 30 s) never fired: the third deadline came first.
+    assert!(Instant::now() < start + Duration::from_secs(30));
+}
+
+/// A session that must end at a fixed moment (a token's `exp`), through the same deadline.
 struct Expiring {
     at: Instant,
-    dropped: Vec<Dropped>,
 }
 
 impl Session for Expiring {
@@ -235,14 +295,11 @@ impl Session for Expiring {
     fn on_event(&mut self, event: Self::Event, _: &mut Outbox) -> Option<Ending> {
         match event {}
     }
-    fn on_dropped(&mut self, why: Dropped) {
-        self.dropped.push(why);
-    }
-    fn expires_at(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         Some(self.at)
     }
-    fn on_expired(&mut self) -> Ending {
-        Ending::Close(4001, "token expired".into())
+    fn on_deadline(&mut self, now: Instant, _: &mut Outbox) -> Option<Ending> {
+        (now >= self.at).then(|| Ending::Close(4001, "token expired".into()))
     }
 }
 
@@ -261,7 +318,6 @@ async fn the_session_ends_at_its_expiry_with_its_own_close_even_while_the_peer_t
     let mut ws = WebSocket::new(tokio::io::split(builder.build()), &[], LIMITS, false);
     let mut session = Expiring {
         at: start + Duration::from_secs(45),
-        dropped: Vec::new(),
     };
     let ending = serve(
         &mut ws,
@@ -271,7 +327,6 @@ async fn the_session_ends_at_its_expiry_with_its_own_close_even_while_the_peer_t
     )
     .await;
     assert_eq!(ending, Ending::Close(4001, "token expired".into()));
-    assert_eq!(session.dropped, [Dropped::Expired]);
     assert_eq!(
         Instant::now() - start,
         Duration::from_secs(45),
