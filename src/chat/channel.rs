@@ -3,6 +3,7 @@
 //! ([`super::room`]) decides when to grow and does it under its lock; this file holds what travels
 //! on the channel and how a receiver moves.
 
+use std::future::Future;
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
@@ -82,11 +83,17 @@ impl Subscription {
     /// The next event, waiting for one. `Lagged(n)`: `n` events were overwritten before this
     /// member read them (only at the largest capacity); the next call goes on from the oldest
     /// still held. `Closed`: the room is gone.
-    pub async fn recv(&mut self) -> Result<Delivery, RecvError> {
-        loop {
-            match self.rx.recv().await? {
-                Event::Deliver(delivery) => return Ok(delivery),
-                Event::Moved(to) => self.follow(&to).ok_or(RecvError::Closed)?,
+    ///
+    /// A plain function returning an `async move` block rather than an `async fn`, which would
+    /// keep `self` twice in a future that every idle member holds.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub fn recv(&mut self) -> impl Future<Output = Result<Delivery, RecvError>> + Send + '_ {
+        async move {
+            loop {
+                match self.rx.recv().await? {
+                    Event::Deliver(delivery) => return Ok(delivery),
+                    Event::Moved(to) => self.follow(&to).ok_or(RecvError::Closed)?,
+                }
             }
         }
     }

@@ -10,7 +10,7 @@
 //! knowing what socket lies underneath (and without being able to write to it).
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 
@@ -167,23 +167,32 @@ impl FrameWriter {
 
     /// Writes until the queue is empty. Cancel-safe: progress is recorded after every write,
     /// so a dropped `flush` loses nothing and the next one resumes mid-frame.
-    pub async fn flush<W: AsyncWrite + Unpin>(&mut self, mut io: W) -> io::Result<()> {
-        while !self.outbox.queue.is_empty() {
-            let written = poll_fn(|cx| {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let count = self.outbox.queue.len().min(MAX_IOVECS);
-                for (slice, frame) in slices.iter_mut().zip(&self.outbox.queue) {
-                    *slice = IoSlice::new(frame);
+    ///
+    /// A plain function returning an `async move` block, for the reason
+    /// [`super::reader::MessageReader::read_message`] is one.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub fn flush<'a, W: AsyncWrite + Unpin + 'a>(
+        &'a mut self,
+        mut io: W,
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        async move {
+            while !self.outbox.queue.is_empty() {
+                let written = poll_fn(|cx| {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let count = self.outbox.queue.len().min(MAX_IOVECS);
+                    for (slice, frame) in slices.iter_mut().zip(&self.outbox.queue) {
+                        *slice = IoSlice::new(frame);
+                    }
+                    Pin::new(&mut io).poll_write_vectored(cx, &slices[..count])
+                })
+                .await?;
+                if written == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
                 }
-                Pin::new(&mut io).poll_write_vectored(cx, &slices[..count])
-            })
-            .await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+                self.advance(written);
             }
-            self.advance(written);
+            Ok(())
         }
-        Ok(())
     }
 
     /// Writes the queue, then shuts down the sending direction (TCP FIN).
