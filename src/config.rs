@@ -131,6 +131,14 @@ pub struct Config {
     #[arg(long, default_value_t = 64 * 1024)]
     pub history_bytes: usize,
 
+    /// Redis to share rooms with every other wschat pointed at it (`redis://HOST:PORT/DB`): ids,
+    /// epochs and history (`--history` long) live there, and each message posted on any process
+    /// reaches the members on every process. Unset (the default): the in-memory engine, one
+    /// process holds everything and needs nothing else. The trade-off: one Redis round trip per
+    /// post and a dependency that must be up (see README, "Running more than one server").
+    #[arg(long, env = "WSCHAT_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
     /// Largest capacity of a room's broadcast channel, in events. A room starts with 2 slots and
     /// doubles up to this while some member is half a ring behind; a client further behind than
     /// this gets a `lagged` notice and skips ahead. Larger = more tolerance of bursts, more memory

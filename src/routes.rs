@@ -33,7 +33,7 @@ use crate::state::{Shared, SlotGuard};
 use crate::wire::socketio;
 use crate::ws::handshake::{self, HandshakeError};
 use crate::ws::trace;
-use crate::ws::{extensions, Deflate};
+use crate::ws::{close_code, extensions, Deflate, Ending};
 use crate::{assets, chat, echo};
 
 type Body = Full<Bytes>;
@@ -231,11 +231,49 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         // life of the connection, and this task is most of what an idle connection costs.
         let tasks = shared.tasks.clone();
         match endpoint {
-            Endpoint::Chat(params, grant) => spawn_session(
-                &tasks,
-                chat::session::run(stream, already_read, params, grant, slot, shared, deflate),
-                span,
-            ),
+            Endpoint::Chat(params, grant) => {
+                // The engine's part of joining (Redis: subscribe and load the room) happens
+                // here, before the session, so the session never waits on the engine.
+                let reserved = if shared.hub.engine().needs_prepare() {
+                    match shared.hub.reserve_prepared(&params.room).await {
+                        Ok(reserved) => Some(reserved),
+                        Err(error) => {
+                            tracing::error!(room = %params.room, %error, "cannot join: engine unavailable");
+                            let mut ws = shared.websocket(
+                                stream,
+                                &already_read,
+                                shared.config.max_message_size,
+                                slot.id,
+                                None,
+                            );
+                            let ending = Ending::Close(
+                                close_code::INTERNAL_ERROR,
+                                "room unavailable: the server cannot reach redis".into(),
+                            );
+                            shared
+                                .finish_websocket(&mut ws, ending, &shared.chat_limits)
+                                .await;
+                            return;
+                        }
+                    }
+                } else {
+                    None
+                };
+                spawn_session(
+                    &tasks,
+                    chat::session::run(
+                        stream,
+                        already_read,
+                        params,
+                        grant,
+                        slot,
+                        shared,
+                        deflate,
+                        reserved,
+                    ),
+                    span,
+                )
+            }
             Endpoint::Echo => spawn_session(
                 &tasks,
                 echo::run(stream, already_read, slot, shared, deflate),
@@ -351,6 +389,11 @@ fn accept_upgrade(
             Endpoint::Chat(params, grant)
         }
         "/socket.io/" | "/socket.io" => {
+            // A Socket.IO client joins in its `CONNECT` packet, inside the session, where the
+            // Redis engine's load of the room cannot be awaited: not served there yet.
+            if shared.hub.engine().needs_prepare() {
+                return Err(HandshakeError::NotWithThisEngine.into());
+            }
             // The query's own room and name are checked now, so a bad one is a `400` as on
             // `/ws`; the auth object's are checked at `CONNECT`. A guest name is not drawn
             // here: the one the connection keeps is drawn then.

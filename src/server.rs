@@ -50,6 +50,11 @@ impl Server {
         // Keys first: a bad key file should stop the server before it listens, not after.
         let verifier = crate::auth::Verifier::from_config(&config)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // The engine next: with `--redis`, a Redis that cannot be reached stops the server
+        // before it listens, with the reason.
+        let engine = crate::chat::Engine::from_config(&config)
+            .await
+            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e))?;
         let listener = listen(config.addr)?;
         let metrics_listener = config.metrics_addr.map(listen).transpose()?;
         let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
@@ -61,7 +66,7 @@ impl Server {
         Ok(Server {
             listener,
             metrics_listener,
-            shared: Shared::new(config, max_connections, file_budget, verifier),
+            shared: Shared::new(config, max_connections, file_budget, verifier, engine),
         })
     }
 

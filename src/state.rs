@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, AdmissionLimits, WebSocketTicket};
 use crate::auth::Verifier;
-use crate::chat::{Hub, RoomConfig};
+use crate::chat::{Engine, Hub, RoomConfig};
 use crate::metrics::Metrics;
 use crate::ws::{ConnLimits, Deflate, Ending, Limits, Socket, WebSocket};
 use crate::Config;
@@ -46,6 +46,7 @@ impl Shared {
         max_connections: usize,
         file_budget: usize,
         verifier: Option<Verifier>,
+        engine: Engine,
     ) -> Arc<Shared> {
         let room_config = RoomConfig::from(&config);
         let chat_limits = ConnLimits {
@@ -72,7 +73,12 @@ impl Shared {
             handshakes_per_ip: config.max_handshakes_per_ip,
         });
         Arc::new(Shared {
-            hub: Hub::with_max_rooms(room_config, config.presence_interval, config.max_rooms),
+            hub: Hub::with_engine(
+                room_config,
+                config.presence_interval,
+                config.max_rooms,
+                engine,
+            ),
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
+use super::engine::{Engine, Epoch};
+use super::redis::Unavailable;
 use super::room::{Entry, Room, RoomConfig};
 
 /// Independent maps the rooms are spread over. More than the cores of any machine this runs on,
@@ -66,6 +68,8 @@ pub struct Hub {
     /// How often large rooms announce coalesced presence.
     presence_interval: Duration,
     presence: Mutex<PresenceQueue>,
+    /// What backs the rooms: this process's memory, or Redis (`--redis`).
+    engine: Engine,
 }
 
 /// Rooms with coalesced presence to announce, and whether the flushing task is running.
@@ -99,6 +103,16 @@ impl Hub {
         presence_interval: Duration,
         max_rooms: usize,
     ) -> Arc<Hub> {
+        Hub::with_engine(config, presence_interval, max_rooms, Engine::Memory)
+    }
+
+    /// A hub whose rooms are backed by `engine`.
+    pub fn with_engine(
+        config: RoomConfig,
+        presence_interval: Duration,
+        max_rooms: usize,
+        engine: Engine,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
@@ -107,7 +121,13 @@ impl Hub {
             max_rooms,
             presence_interval,
             presence: Mutex::default(),
+            engine,
         })
+    }
+
+    /// What backs the rooms.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Whether a client may join `room_name`: always if it exists, else if the server is under
@@ -144,7 +164,75 @@ impl Hub {
         info: Option<&RawValue>,
         since: Option<u64>,
     ) -> (Membership, Entry) {
-        let room = {
+        let room = self.reserve(room_name);
+        self.enter(room, nick, info, since, None)
+    }
+
+    /// Holds `room_name` open (creating it if need be) and has the engine prepare it, for a
+    /// connection that will then [`Self::join_reserved`]. With Redis, this is where the room is
+    /// subscribed to and loaded; in memory it is immediate. Awaited before the session starts,
+    /// so the session itself never waits for the engine.
+    pub async fn reserve_prepared(
+        self: &Arc<Self>,
+        room_name: &str,
+    ) -> Result<Reservation, Unavailable> {
+        let reservation = Reservation {
+            hub: Arc::clone(self),
+            room: Some(self.reserve(room_name)),
+        };
+        if let Some(room) = &reservation.room {
+            self.engine.prepare(room).await?;
+        }
+        Ok(reservation)
+    }
+
+    /// Holds `room_name` open without asking the engine: for the memory engine, which has
+    /// nothing to prepare.
+    pub fn reserve_now(self: &Arc<Self>, room_name: &str) -> Reservation {
+        Reservation {
+            hub: Arc::clone(self),
+            room: Some(self.reserve(room_name)),
+        }
+    }
+
+    /// Enters a room held by [`Self::reserve_prepared`] or [`Self::reserve_now`]; `epoch`: the one the client's `since`
+    /// counts in, if it said.
+    pub fn join_reserved(
+        self: &Arc<Self>,
+        mut reservation: Reservation,
+        nick: &str,
+        info: Option<&RawValue>,
+        since: Option<u64>,
+        epoch: Option<Epoch>,
+    ) -> (Membership, Entry) {
+        let room = reservation.room.take().expect("a reservation is entered once");
+        self.enter(room, nick, info, since, epoch)
+    }
+
+    fn enter(
+        self: &Arc<Self>,
+        room: Arc<Room>,
+        nick: &str,
+        info: Option<&RawValue>,
+        since: Option<u64>,
+        epoch: Option<Epoch>,
+    ) -> (Membership, Entry) {
+        let entered = room.enter_with_info(nick, info, since, epoch);
+        if entered.presence_queued {
+            self.queue_presence(&room);
+        }
+        let membership = Membership {
+            hub: Arc::clone(self),
+            room,
+            nick: entered.nick,
+        };
+        (membership, entered.entry)
+    }
+
+    /// The room named `room_name`, created if need be, with one connection counted in it so it
+    /// stays until that connection enters and leaves (or its reservation is dropped).
+    fn reserve(&self, room_name: &str) -> Arc<Room> {
+        {
             let mut rooms = self.shard(room_name);
             let room = match rooms.get(room_name) {
                 Some(Listed(room)) => Arc::clone(room),
@@ -162,17 +250,21 @@ impl Hub {
             // room between our lookup and our entry.
             room.reserve();
             room
-        };
-        let entered = room.enter_with_info(nick, info, since);
-        if entered.presence_queued {
-            self.queue_presence(&room);
         }
-        let membership = Membership {
-            hub: Arc::clone(self),
-            room,
-            nick: entered.nick,
-        };
-        (membership, entered.entry)
+    }
+
+    /// Drops `room` from the registry if nobody is in it (checked again under the shard's
+    /// lock: somebody may have joined since its last member left).
+    fn remove_if_empty(&self, room: &Arc<Room>) {
+        let mut rooms = self.shard(room.name());
+        if let Some(Listed(listed)) = rooms.get(room.name()) {
+            if Arc::ptr_eq(listed, room) && room.is_empty() {
+                rooms.remove(room.name());
+                self.rooms.fetch_sub(1, Ordering::Relaxed);
+                drop(rooms);
+                self.engine.dropped(room);
+            }
+        }
     }
 
     /// Rooms that currently exist.
@@ -252,13 +344,25 @@ impl Drop for Membership {
             self.hub.queue_presence(&self.room);
         }
         if exited.empty {
-            let mut rooms = self.hub.shard(self.room.name());
-            // Re-check under the shard's lock: somebody may have joined since `exit`.
-            if let Some(Listed(room)) = rooms.get(self.room.name()) {
-                if Arc::ptr_eq(room, &self.room) && room.is_empty() {
-                    rooms.remove(self.room.name());
-                    self.hub.rooms.fetch_sub(1, Ordering::Relaxed);
-                }
+            self.hub.remove_if_empty(&self.room);
+        }
+    }
+}
+
+/// A room held open for a connection that has not entered it yet (see
+/// [`Hub::reserve_prepared`]). Dropped without entering (the connection failed first), it gives
+/// its place back, and the room goes if that was the last.
+pub struct Reservation {
+    hub: Arc<Hub>,
+    /// `None` once entered.
+    room: Option<Arc<Room>>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(room) = self.room.take() {
+            if room.release() {
+                self.hub.remove_if_empty(&room);
             }
         }
     }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use serde_json::value::RawValue;
 
 use super::channel::{Delivery, Encoded, Subscription};
-use super::hub::Membership;
+use super::hub::{Membership, Reservation};
 use super::params::Params;
 use super::protocol::{ClientRequest, ServerEvent, WelcomeFrame};
 use crate::state::Shared;
@@ -33,16 +33,23 @@ pub struct Member {
 impl Member {
     /// Joins `params.room` and returns the member and its welcome. `info`: what the joiner's
     /// token says of it, for its `join` event (authentication on).
+    ///
+    /// `reserved`: the room, held and prepared by the engine (see [`super::Hub::reserve_prepared`]);
+    /// required with an engine that [`super::Engine::needs_prepare`], optional otherwise.
     pub fn join(
         shared: Arc<Shared>,
         conn_id: u64,
         params: &Params,
         info: Option<&RawValue>,
+        reserved: Option<Reservation>,
     ) -> (Member, WelcomeFrame) {
+        let hub = &shared.hub;
+        let reserved = reserved.unwrap_or_else(|| {
+            debug_assert!(!hub.engine().needs_prepare(), "a join the engine did not prepare");
+            hub.reserve_now(&params.room)
+        });
         let (membership, entry) =
-            shared
-                .hub
-                .join_with_info(&params.room, &params.nick, info, params.since);
+            hub.join_reserved(reserved, &params.nick, info, params.since, params.epoch);
         shared.metrics.rooms.set(shared.hub.room_count() as i64);
         let member = Member {
             shared,
@@ -75,7 +82,12 @@ impl Member {
     pub fn request(&mut self, request: ClientRequest) -> Option<u64> {
         let room = self.membership.room();
         match request {
-            ClientRequest::Message(text) => Some(room.post(self.membership.nick(), &text)),
+            ClientRequest::Message(text) => {
+                self.shared
+                    .hub
+                    .engine()
+                    .post(room, self.membership.nick(), &text)
+            }
             ClientRequest::Typing => {
                 // At most one relayed `typing` per `--typing-interval`: it reaches every member,
                 // so a client typing-flooding under the message rate would still multiply its

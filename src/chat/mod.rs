@@ -3,16 +3,19 @@
 
 pub mod channel;
 pub mod encoded;
+pub mod engine;
 pub mod hub;
 pub mod member;
 pub mod params;
 pub mod protocol;
+pub mod redis;
 pub mod room;
 pub mod session;
 pub mod text;
 
 pub use channel::{Delivery, Subscription};
 pub use encoded::Encoded;
-pub use hub::{Hub, Membership, RoomLimit};
+pub use engine::{Engine, Epoch};
+pub use hub::{Hub, Membership, Reservation, RoomLimit};
 pub use params::Params;
 pub use room::{Room, RoomConfig};

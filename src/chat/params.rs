@@ -1,6 +1,7 @@
 //! Who is connecting where: `room`, `name` and `since` from the upgrade request's query string,
 //! checked before the `101` so a bad value is a `400` with a reason, not a broken chat.
 
+use super::engine::Epoch;
 use super::text::{is_blank, is_invisible};
 use crate::Config;
 
@@ -11,6 +12,9 @@ pub struct Params {
     pub nick: String,
     /// The last message id the client has; it wants everything after it.
     pub since: Option<u64>,
+    /// The room's epoch that `since` counts in (`epoch=`, from an earlier welcome). Optional:
+    /// without it `since` is taken as the room's current epoch.
+    pub epoch: Option<Epoch>,
 }
 
 /// The room a connection without `room=` joins.
@@ -46,7 +50,7 @@ impl Params {
         token_nick: Option<&str>,
         guest_name: impl FnOnce() -> String,
     ) -> Result<Params, Refusal> {
-        let (mut room, mut nick, mut since) = (None, None, None);
+        let (mut room, mut nick, mut since, mut epoch) = (None, None, None, None);
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "room" => room = Some(value.into_owned()),
@@ -57,6 +61,11 @@ impl Params {
                         return Err("since must be a message id");
                     }
                     since = Some(value.parse().map_err(|_| "since must be a message id")?);
+                }
+                "epoch" => {
+                    epoch = Some(
+                        Epoch::parse(&value).ok_or("epoch must be 1 to 16 hexadecimal digits")?,
+                    );
                 }
                 _ => {}
             }
@@ -88,7 +97,12 @@ impl Params {
                 None => "name must be printable and visible, at most --max-name-len characters",
             });
         }
-        Ok(Params { room, nick, since })
+        Ok(Params {
+            room,
+            nick,
+            since,
+            epoch,
+        })
     }
 }
 

@@ -200,15 +200,19 @@ pub struct Welcome<'a> {
     pub count: usize,
     /// The id of the room's latest message (0 when there has been none): a resume cursor.
     pub last_id: u64,
-    /// Some messages the client asked for (`since`) are no longer held.
+    /// Which life of the room `last_id` counts in (see [`super::engine::Epoch`]): a client
+    /// resuming sends it back as `epoch=` beside `since=`.
+    pub epoch: super::engine::Epoch,
+    /// Some messages the client asked for (`since`) are no longer held, or its `epoch` is not
+    /// the room's.
     pub truncated: bool,
     // `history` (messages after the client's `since`, or the most recent ones, oldest first)
     // comes last, from the shared tail.
 }
 
-/// Bytes of a welcome that are neither names nor history: field names, punctuation and two
-/// 20-digit numbers, with room to spare.
-pub const WELCOME_FIXED_BYTES: usize = 160;
+/// Bytes of a welcome that are neither names nor history: field names, punctuation, two
+/// 20-digit numbers and the 16-digit epoch, with room to spare.
+pub const WELCOME_FIXED_BYTES: usize = 192;
 
 /// The most bytes a welcome's payload can take with these settings (see [`Welcome`]).
 pub fn welcome_size_limit(
@@ -408,6 +412,7 @@ mod tests {
             users: vec!["ann", "bob"],
             count: 2,
             last_id: 7,
+            epoch: crate::chat::engine::Epoch(1),
             truncated: false,
         }
         .to_frame(&HistoryTail::new([&*history, &*history].into_iter()));
@@ -429,6 +434,7 @@ mod tests {
             users: vec![],
             count: 1,
             last_id: 0,
+            epoch: crate::chat::engine::Epoch(1),
             truncated: false,
         }
         .to_frame(&HistoryTail::new(std::iter::empty()))
@@ -450,6 +456,7 @@ mod tests {
             users,
             count: usize::MAX,
             last_id: u64::MAX,
+            epoch: crate::chat::engine::Epoch(1),
             truncated: true,
         }
         .to_frame(&HistoryTail::from(Bytes::from(vec![
@@ -476,6 +483,7 @@ mod tests {
                 users: vec!["alice", you],
                 count: 2,
                 last_id: 7,
+                epoch: crate::chat::engine::Epoch(1),
                 truncated: false,
             }
             .to_parts(tail.clone())

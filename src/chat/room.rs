@@ -31,6 +31,7 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
 use super::channel::{ConnId, Delivery, Encoded, Event, Move, Subscription, INITIAL_CAPACITY};
+use super::engine::Epoch;
 use super::protocol::{ChatMessage, HistoryTail, ServerEvent, Welcome, WelcomeFrame};
 
 /// Per-room settings, copied from [`crate::Config`].
@@ -88,6 +89,9 @@ struct RoomState {
     capacity: usize,
     /// Id of the latest message; 0 before the first.
     last_id: u64,
+    /// Which life of the room `last_id` counts in: made with the room (memory), or loaded from
+    /// the engine (Redis). A resuming client that names another epoch gets `truncated`.
+    epoch: Epoch,
     /// Messages kept for late joiners; boxed and made by the first message, so a room that has
     /// said nothing pays 8 bytes for its history rather than 72.
     history: Option<Box<History>>,
@@ -164,6 +168,7 @@ impl Room {
                 tx,
                 capacity,
                 last_id: 0,
+                epoch: Epoch::random(),
                 history: None,
                 users: Vec::new(),
                 connections: 0,
@@ -195,17 +200,20 @@ impl Room {
     /// still held, and `truncated` if some are gone. Without it, the most recent history.
     #[cfg(test)]
     pub(super) fn enter(&self, nick: &str, since: Option<u64>) -> Entered {
-        self.enter_with_info(nick, None, since)
+        self.enter_with_info(nick, None, since, None)
     }
 
     /// [`Self::enter`], with the `info` of the user's token for its `join` event (announced only
     /// for a name's first connection, and only in a small room: coalesced presence and welcomes
-    /// list names alone, so a large room's events stay small).
+    /// list names alone, so a large room's events stay small), and the `epoch` the client's
+    /// `since` counts in, if it said (another epoch than the room's: `since` means nothing here,
+    /// so the client gets all the history held, and `truncated`).
     pub(super) fn enter_with_info(
         &self,
         nick: &str,
         info: Option<&RawValue>,
         since: Option<u64>,
+        epoch: Option<Epoch>,
     ) -> Entered {
         let mut state = self.lock();
         let (nick, first_connection) = match state.user(nick) {
@@ -230,6 +238,9 @@ impl Room {
         };
 
         let last_id = state.last_id;
+        let other_life = since.is_some() && epoch.is_some_and(|epoch| epoch != state.epoch);
+        // From another life of the room, the cursor counts nothing here: resume from the start.
+        let since = if other_life { Some(0) } else { since };
         let (tail, truncated) = match (since, &mut state.history) {
             (Some(since), history) => {
                 let history = history.as_deref().unwrap_or(&NO_HISTORY);
@@ -244,7 +255,7 @@ impl Room {
                     ),
                     // Messages after `since` were dropped from the ring, or the room was reset
                     // (a restarted server starts again at id 1).
-                    since + 1 < oldest_held || since > last_id,
+                    other_life || since + 1 < oldest_held || since > last_id,
                 )
             }
             (None, Some(history)) => {
@@ -271,6 +282,7 @@ impl Room {
             users,
             count: state.users.len(),
             last_id: state.last_id,
+            epoch: state.epoch,
             truncated,
         }
         .to_parts(tail);
@@ -301,6 +313,14 @@ impl Room {
         }
     }
 
+    /// Gives back a [`Self::reserve`]d place that was never entered. Returns whether the room
+    /// is now empty.
+    pub(super) fn release(&self) -> bool {
+        let mut state = self.lock();
+        state.connections -= 1;
+        state.connections == 0
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.lock().connections == 0
     }
@@ -327,6 +347,51 @@ impl Room {
         state.remember(id, json, &self.config);
         state.send(&self.config, frame, None);
         id
+    }
+
+    /// A message whose id the engine assigned, as it arrives from the engine (Redis: on every
+    /// process, the poster's included): kept and broadcast like [`Self::post`]'s, encoded once
+    /// here for every local member. An id this room already holds is dropped, so a message that
+    /// both the load and the subscription brought is delivered once.
+    pub fn deliver(&self, id: u64, json: String) {
+        let mut state = self.lock();
+        if id <= state.last_id {
+            return;
+        }
+        state.last_id = id;
+        let frame = crate::ws::encode_frame(crate::ws::OpCode::Text, json.as_bytes());
+        state.remember(id, json, &self.config);
+        state.send(&self.config, frame, None);
+    }
+
+    /// Takes the engine's state of the room (its epoch, last id and latest messages, oldest
+    /// first) before the first local member enters. Messages delivered since the subscription
+    /// began are merged in by id: they may be newer than what was read, or the same.
+    pub fn load(&self, epoch: Epoch, last_id: u64, history: Vec<(u64, String)>) {
+        let mut state = self.lock();
+        let mut messages: Vec<(u64, String)> = state
+            .history
+            .take()
+            .map(|held| {
+                held.entries
+                    .into_iter()
+                    .map(|e| (e.id, e.json.get().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        messages.extend(history);
+        messages.sort_by_key(|(id, _)| *id);
+        messages.dedup_by_key(|(id, _)| *id);
+        for (id, json) in messages {
+            state.remember(id, json, &self.config);
+        }
+        state.epoch = epoch;
+        state.last_id = state.last_id.max(last_id);
+    }
+
+    /// The room's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.lock().epoch
     }
 
     /// Tells everyone but connection `from_conn` that `nick` is typing.

@@ -11,6 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::channel::Delivery;
+use super::hub::Reservation;
 use super::member::Member;
 use super::params::Params;
 use super::protocol::{parse_request, RequestError, ServerEvent};
@@ -33,6 +34,7 @@ pub fn run(
     slot: SlotGuard,
     shared: Arc<Shared>,
     deflate: Option<Deflate>,
+    reserved: Option<Reservation>,
 ) -> impl Future<Output = ()> + Send {
     let mut ws = shared.websocket(
         io,
@@ -45,7 +47,7 @@ pub fn run(
     // Whether frames compressed with our full window may be sent (see `ws::extensions`).
     let compress = deflate.is_some_and(|d| d.compresses());
     let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
-    let (member, welcome) = Member::join(Arc::clone(&shared), slot.id, &params, info);
+    let (member, welcome) = Member::join(Arc::clone(&shared), slot.id, &params, info, reserved);
     tracing::debug!(conn = slot.id, room = %params.room, nick = %params.nick, "chat connection open");
     // One frame in two pieces: this joiner's part, then the room's shared history.
     let threshold = shared.config.deflate_threshold;

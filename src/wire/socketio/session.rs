@@ -321,7 +321,8 @@ impl SocketIo {
             );
         }
         let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
-        let (member, welcome) = Member::join(Arc::clone(&self.shared), self.conn_id, &params, info);
+        let (member, welcome) =
+            Member::join(Arc::clone(&self.shared), self.conn_id, &params, info, None);
         self.expires = grant.map(|grant| expiry_instant(grant.expires));
         tracing::debug!(conn = self.conn_id, nsp, room = %params.room, nick = %params.nick, "socket.io namespace connected");
         let sid = serde_json::json!({ "sid": session_id(self.conn_id ^ u64::MAX) }).to_string();

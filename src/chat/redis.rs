@@ -1,0 +1,376 @@
+//! The Redis engine (`--redis`): every wschat process pointed at one Redis serves the same rooms.
+//!
+//! What lives in Redis, per room `R` (names are URL-safe ASCII, so they go into keys as they are):
+//! - `wschat:room:R:id`: the latest message id (`INCR`), so ids are one sequence across processes;
+//! - `wschat:room:R:epoch`: the room's [`Epoch`], set once (`SET NX`) when its state is created;
+//! - `wschat:room:R:history`: a stream of the latest `--history` messages (`XADD MAXLEN`), each
+//!   entry's stream id `<message id>-0`, its one field the message's JSON;
+//! - channel `wschat:room:R`: every message, published as the JSON the members receive.
+//!
+//! Posting is one script ([`POST`]): id, stream and publish in one atomic step, so the order of
+//! ids is the order of publication, which is the order every subscribed process receives. One
+//! pub/sub connection per process, subscribed to a room's channel while the process has a member
+//! in it (not one per connection, nor one per room); what arrives is fed into the local room
+//! ([`Room::deliver`]), which encodes it once for all its local members. A post is not sent to
+//! the local room directly: it comes back through the subscription like everyone else's, so it
+//! is delivered once and in the same order on every process.
+//!
+//! A local room is loaded when its first local member joins ([`RedisEngine::prepare`]): subscribe
+//! first, then read the epoch, last id and stream tail in one script ([`LOAD`]), and merge
+//! whatever arrived in between by id, so no message is missed or repeated.
+//!
+//! Not yet here (README, "Running more than one server", lists them): presence and typing across
+//! processes, reconnecting the subscription after Redis restarts, and telling a sender when its
+//! post failed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, PubSubSink};
+use redis::Script;
+use tokio::sync::{mpsc, oneshot, OnceCell};
+
+use super::engine::Epoch;
+use super::protocol::{ChatMessage, ServerEvent};
+use super::room::Room;
+
+/// Posts a message. KEYS: id, history stream. ARGV: the message's JSON before its id and after
+/// it, the stream's length (0: keep none), the channel. Returns the id.
+///
+/// The JSON is made by the poster with a hole for the id (see [`json_around_id`]), so the script
+/// does no JSON of its own and every process receives exactly the bytes it will send.
+const POST: &str = r"
+local id = redis.call('INCR', KEYS[1])
+local json = ARGV[1] .. tostring(id) .. ARGV[2]
+if tonumber(ARGV[3]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], tostring(id) .. '-0', 'json', json)
+end
+redis.call('PUBLISH', ARGV[4], json)
+return id
+";
+
+/// Loads a room. KEYS: id, history stream, epoch. ARGV: a fresh epoch (kept only if the room
+/// has none), how many messages to read. Returns the epoch, the last id and the stream's tail,
+/// newest first.
+const LOAD: &str = r"
+redis.call('SET', KEYS[3], ARGV[1], 'NX')
+local epoch = redis.call('GET', KEYS[3])
+local last = redis.call('GET', KEYS[1]) or '0'
+local tail = {}
+if tonumber(ARGV[2]) > 0 then
+  tail = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[2])
+end
+return {epoch, last, tail}
+";
+
+/// Longest wait for Redis when a room is loaded: past it the joiner is turned away rather than
+/// left waiting on a broker that does not answer.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Posts waiting for the poster task. A post is a few hundred bytes, so this bounds what a
+/// stalled Redis can make the process hold; beyond it posts are dropped and logged.
+const POST_QUEUE: usize = 4096;
+
+/// The prefix of every key and channel.
+const PREFIX: &str = "wschat:room:";
+
+/// Why a room could not be loaded: Redis did not answer, or answered with an error.
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redis unavailable: {}", self.0)
+    }
+}
+
+pub struct RedisEngine {
+    /// Commands and scripts; reconnects by itself after a lost connection.
+    conn: ConnectionManager,
+    /// To the poster task, which runs posts one after another so a sender's messages keep
+    /// their order.
+    posts: mpsc::Sender<Post>,
+    /// To the subscriber task, which owns the pub/sub connection's sending half: subscribes and
+    /// unsubscribes in the order they were decided.
+    control: mpsc::UnboundedSender<Control>,
+    /// The rooms this process is subscribed to, by name: where arriving messages go.
+    rooms: Mutex<HashMap<Box<str>, Fed>>,
+    /// `--history`: the stream's length and how much a load reads.
+    history: usize,
+    post_script: Script,
+    load_script: Script,
+}
+
+/// A local room fed by the subscription, and whether it has been loaded.
+struct Fed {
+    room: Weak<Room>,
+    loaded: Arc<OnceCell<()>>,
+}
+
+struct Post {
+    room: Box<str>,
+    before_id: String,
+    after_id: String,
+}
+
+enum Control {
+    Subscribe(String, oneshot::Sender<Result<(), String>>),
+    Unsubscribe(String),
+}
+
+impl RedisEngine {
+    /// Connects (one command connection, one pub/sub connection) and starts the poster and
+    /// subscriber tasks. Fails if Redis cannot be reached now.
+    pub async fn connect(url: &str, history: usize) -> Result<Arc<RedisEngine>, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
+        let conn = ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| format!("--redis {url}: cannot connect: {e}"))?;
+        let (sink, mut stream) = client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| format!("--redis {url}: cannot open pub/sub: {e}"))?
+            .split();
+        let (posts, post_rx) = mpsc::channel(POST_QUEUE);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let engine = Arc::new(RedisEngine {
+            conn,
+            posts,
+            control,
+            rooms: Mutex::default(),
+            history,
+            post_script: Script::new(POST),
+            load_script: Script::new(LOAD),
+        });
+        tokio::spawn(run_poster(Arc::downgrade(&engine), post_rx));
+        tokio::spawn(run_control(sink, control_rx));
+        let weak = Arc::downgrade(&engine);
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                let Some(engine) = weak.upgrade() else { return };
+                engine.feed(msg.get_channel_name(), msg.get_payload_bytes());
+            }
+            if weak.strong_count() > 0 {
+                // Reconnecting and backfilling is the next slice of this engine.
+                tracing::error!(
+                    "redis pub/sub connection lost: messages posted on other processes no longer \
+                     reach this one's members"
+                );
+            }
+        });
+        tracing::info!(url, "rooms shared through redis");
+        Ok(engine)
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Fed>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a post for the poster task. Never waits: the session calling it is in the middle
+    /// of handling a frame.
+    pub fn post(&self, room: &Room, from: &str, text: &str) {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
+        let (before_id, after_id) = json_around_id(room.name(), from, text, ts);
+        let post = Post {
+            room: room.name().into(),
+            before_id,
+            after_id,
+        };
+        if self.posts.try_send(post).is_err() {
+            tracing::error!(room = room.name(), "redis post queue full: message dropped");
+        }
+    }
+
+    /// Subscribes to `room` and loads it, once per local room (see the module's doc).
+    pub async fn prepare(&self, room: &Arc<Room>) -> Result<(), Unavailable> {
+        let loaded = {
+            let mut rooms = self.rooms();
+            match rooms.get(room.name()) {
+                Some(fed) if Weak::as_ptr(&fed.room) == Arc::as_ptr(room) => {
+                    Arc::clone(&fed.loaded)
+                }
+                // None, or an earlier room of that name that is being dropped: this one replaces
+                // it (its `dropped` will find it is no longer the one fed, and leave us alone).
+                _ => {
+                    let loaded = Arc::new(OnceCell::new());
+                    rooms.insert(
+                        room.name().into(),
+                        Fed {
+                            room: Arc::downgrade(room),
+                            loaded: Arc::clone(&loaded),
+                        },
+                    );
+                    loaded
+                }
+            }
+        };
+        let load = loaded.get_or_try_init(|| async {
+            let (done, subscribed) = oneshot::channel();
+            self.control
+                .send(Control::Subscribe(channel(room.name()), done))
+                .map_err(|_| Unavailable("subscriber task ended".into()))?;
+            subscribed
+                .await
+                .map_err(|_| Unavailable("subscriber task ended".into()))?
+                .map_err(Unavailable)?;
+            self.load(room).await
+        });
+        match tokio::time::timeout(LOAD_TIMEOUT, load).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(Unavailable(format!("no answer in {LOAD_TIMEOUT:?}"))),
+        }
+    }
+
+    /// Reads the room's epoch, last id and history into the local room.
+    async fn load(&self, room: &Room) -> Result<(), Unavailable> {
+        let name = room.name();
+        let (epoch, last_id, tail): (String, u64, Vec<(String, Vec<String>)>) = self
+            .load_script
+            .key(key(name, "id"))
+            .key(key(name, "history"))
+            .key(key(name, "epoch"))
+            .arg(Epoch::random().to_string())
+            .arg(self.history)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let epoch = Epoch::parse(&epoch)
+            .ok_or_else(|| Unavailable(format!("room {name}: stored epoch {epoch:?} is not ours")))?;
+        let history = tail
+            .into_iter()
+            .rev()
+            .filter_map(|(stream_id, fields)| {
+                let id = stream_id.split('-').next()?.parse().ok()?;
+                let json = fields.into_iter().nth(1)?;
+                Some((id, json))
+            })
+            .collect();
+        room.load(epoch, last_id, history);
+        Ok(())
+    }
+
+    /// `room` left the hub: stop feeding it, unless a newer room of that name took its place.
+    pub fn dropped(&self, room: &Arc<Room>) {
+        let mut rooms = self.rooms();
+        if let Some(fed) = rooms.get(room.name()) {
+            if Weak::as_ptr(&fed.room) == Arc::as_ptr(room) {
+                rooms.remove(room.name());
+                // Sent under the table's lock, so a later subscribe for the name comes after.
+                let _ = self.control.send(Control::Unsubscribe(channel(room.name())));
+            }
+        }
+    }
+
+    /// A message from the subscription: into the local room it is for.
+    fn feed(&self, channel_name: &str, payload: &[u8]) {
+        let Some(name) = channel_name.strip_prefix(PREFIX) else {
+            return;
+        };
+        let room = self.rooms().get(name).and_then(|fed| fed.room.upgrade());
+        let (Some(room), Some(id), Ok(json)) = (
+            room,
+            id_of(payload),
+            std::str::from_utf8(payload),
+        ) else {
+            return;
+        };
+        room.deliver(id, json.to_owned());
+    }
+
+    async fn run_post(&self, post: &Post) -> redis::RedisResult<u64> {
+        self.post_script
+            .key(key(&post.room, "id"))
+            .key(key(&post.room, "history"))
+            .arg(&post.before_id)
+            .arg(&post.after_id)
+            .arg(self.history)
+            .arg(channel(&post.room))
+            .invoke_async(&mut self.conn.clone())
+            .await
+    }
+}
+
+/// Runs posts one at a time, in the order they were made, until the engine is gone.
+async fn run_poster(engine: Weak<RedisEngine>, mut posts: mpsc::Receiver<Post>) {
+    while let Some(post) = posts.recv().await {
+        let Some(engine) = engine.upgrade() else { return };
+        if let Err(error) = engine.run_post(&post).await {
+            tracing::error!(room = %post.room, %error, "redis post failed: message not delivered");
+        }
+    }
+}
+
+/// Subscribes and unsubscribes in the order asked, on the pub/sub connection.
+async fn run_control(mut sink: PubSubSink, mut control: mpsc::UnboundedReceiver<Control>) {
+    while let Some(command) = control.recv().await {
+        match command {
+            Control::Subscribe(channel, done) => {
+                let result = sink.subscribe(&channel).await.map_err(|e| e.to_string());
+                let _ = done.send(result);
+            }
+            Control::Unsubscribe(channel) => {
+                if let Err(error) = sink.unsubscribe(&channel).await {
+                    tracing::warn!(%channel, %error, "redis unsubscribe failed");
+                }
+            }
+        }
+    }
+}
+
+fn key(room: &str, what: &str) -> String {
+    format!("{PREFIX}{room}:{what}")
+}
+
+fn channel(room: &str) -> String {
+    format!("{PREFIX}{room}")
+}
+
+/// What every message's JSON starts with, up to its id: `ChatMessage` serializes `type` first
+/// and `id` second (a test below holds it to that).
+const MESSAGE_START: &str = r#"{"type":"message","id":"#;
+
+/// A message's JSON in two pieces, around where its id goes.
+fn json_around_id(room: &str, from: &str, text: &str, ts: u64) -> (String, String) {
+    let json = ServerEvent::Message(ChatMessage {
+        id: 0,
+        room,
+        from,
+        text,
+        ts,
+    })
+    .to_json();
+    let after = json
+        .strip_prefix(MESSAGE_START)
+        .and_then(|rest| rest.strip_prefix('0'))
+        .expect("a message's JSON starts with its type and id");
+    (MESSAGE_START.to_owned(), after.to_owned())
+}
+
+/// The id of a published message, read from its JSON's start.
+fn id_of(json: &[u8]) -> Option<u64> {
+    let rest = json.strip_prefix(MESSAGE_START.as_bytes())?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_cut_around_its_id_and_the_id_read_back() {
+        let (before, after) = json_around_id("lobby", "ann", "hi \"there\"", 7);
+        let json = format!("{before}42{after}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["type"], "message");
+        assert_eq!(value["id"], 42);
+        assert_eq!(value["text"], "hi \"there\"");
+        assert_eq!(id_of(json.as_bytes()), Some(42));
+        assert_eq!(id_of(b"{\"type\":\"typing\"}"), None);
+    }
+}
