@@ -36,7 +36,9 @@ impl Engine {
     pub async fn from_config(config: &Config) -> Result<Engine, String> {
         match &config.redis {
             None => Ok(Engine::Memory),
-            Some(url) => Ok(Engine::Redis(RedisEngine::connect(url, config.history).await?)),
+            Some(url) => Ok(Engine::Redis(
+                RedisEngine::connect(url, config.history).await?,
+            )),
         }
     }
 

@@ -205,7 +205,10 @@ impl Hub {
         since: Option<u64>,
         epoch: Option<Epoch>,
     ) -> (Membership, Entry) {
-        let room = reservation.room.take().expect("a reservation is entered once");
+        let room = reservation
+            .room
+            .take()
+            .expect("a reservation is entered once");
         self.enter(room, nick, info, since, epoch)
     }
 

@@ -45,7 +45,10 @@ impl Member {
     ) -> (Member, WelcomeFrame) {
         let hub = &shared.hub;
         let reserved = reserved.unwrap_or_else(|| {
-            debug_assert!(!hub.engine().needs_prepare(), "a join the engine did not prepare");
+            debug_assert!(
+                !hub.engine().needs_prepare(),
+                "a join the engine did not prepare"
+            );
             hub.reserve_now(&params.room)
         });
         let (membership, entry) =

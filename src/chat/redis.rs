@@ -239,8 +239,9 @@ impl RedisEngine {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| Unavailable(e.to_string()))?;
-        let epoch = Epoch::parse(&epoch)
-            .ok_or_else(|| Unavailable(format!("room {name}: stored epoch {epoch:?} is not ours")))?;
+        let epoch = Epoch::parse(&epoch).ok_or_else(|| {
+            Unavailable(format!("room {name}: stored epoch {epoch:?} is not ours"))
+        })?;
         let history = tail
             .into_iter()
             .rev()
@@ -261,7 +262,9 @@ impl RedisEngine {
             if Weak::as_ptr(&fed.room) == Arc::as_ptr(room) {
                 rooms.remove(room.name());
                 // Sent under the table's lock, so a later subscribe for the name comes after.
-                let _ = self.control.send(Control::Unsubscribe(channel(room.name())));
+                let _ = self
+                    .control
+                    .send(Control::Unsubscribe(channel(room.name())));
             }
         }
     }
@@ -272,11 +275,8 @@ impl RedisEngine {
             return;
         };
         let room = self.rooms().get(name).and_then(|fed| fed.room.upgrade());
-        let (Some(room), Some(id), Ok(json)) = (
-            room,
-            id_of(payload),
-            std::str::from_utf8(payload),
-        ) else {
+        let (Some(room), Some(id), Ok(json)) = (room, id_of(payload), std::str::from_utf8(payload))
+        else {
             return;
         };
         room.deliver(id, json.to_owned());
@@ -298,7 +298,9 @@ impl RedisEngine {
 /// Runs posts one at a time, in the order they were made, until the engine is gone.
 async fn run_poster(engine: Weak<RedisEngine>, mut posts: mpsc::Receiver<Post>) {
     while let Some(post) = posts.recv().await {
-        let Some(engine) = engine.upgrade() else { return };
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
         if let Err(error) = engine.run_post(&post).await {
             tracing::error!(room = %post.room, %error, "redis post failed: message not delivered");
         }

@@ -19,6 +19,8 @@ pub mod binary;
 pub mod peer;
 /// Raw bytes: malformed handshakes and frames, raw HTTP, `/metrics`.
 pub mod raw;
+/// A `redis-server` of the test's own (the `--redis` tests).
+pub mod redis;
 
 /// How long any single wait may take before a test gives up: long enough for a loaded CI
 /// machine, and free when green (a passing wait returns as soon as its condition holds).

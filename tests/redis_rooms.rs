@@ -1,0 +1,159 @@
+//! `--redis`: two servers on one Redis serve the same rooms, with one id sequence, the history in
+//! Redis (so it outlives a server) and the room's epoch in every welcome.
+//!
+//! Each test starts its own `redis-server` (tests/common/redis.rs); without one installed they
+//! print `SKIPPED` and pass, unless `WSCHAT_REQUIRE_REDIS=1` (CI).
+
+mod common;
+
+use common::redis::RedisServer;
+use common::{next_of_type, say, TestServer};
+use serde_json::Value;
+use wschat::Config;
+
+async fn server_on(redis: &RedisServer) -> TestServer {
+    TestServer::with_config(Config {
+        redis: Some(redis.url()),
+        ..Config::for_tests()
+    })
+    .await
+}
+
+fn ids(history: &Value) -> Vec<u64> {
+    history
+        .as_array()
+        .expect("history is a list")
+        .iter()
+        .map(|m| m["id"].as_u64().expect("an id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_reaches_both_servers_with_one_id_sequence() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let (a, b) = (server_on(&redis).await, server_on(&redis).await);
+    let (mut ann, ann_welcome) = a.join("room=shared&name=ann").await;
+    let (mut bob, bob_welcome) = b.join("room=shared&name=bob").await;
+    assert_eq!(ann_welcome["epoch"], bob_welcome["epoch"], "one room");
+    assert_eq!(ann_welcome["epoch"].as_str().map(str::len), Some(16));
+
+    say(&mut ann, "from a").await;
+    say(&mut bob, "from b").await;
+    say(&mut ann, "from a again").await;
+    for client in [&mut ann, &mut bob] {
+        // Each message exactly once, in one order: a repeat or a gap would show here.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let message = next_of_type(client, "message").await;
+            seen.push((message["id"].as_u64().unwrap(), message["text"].clone()));
+        }
+        assert_eq!(
+            seen.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(seen[1].1, "from b");
+    }
+}
+
+#[tokio::test]
+async fn history_outlives_the_server_and_resume_follows_the_epoch() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let a = server_on(&redis).await;
+    let (mut ann, welcome) = a.join("room=kept&name=ann").await;
+    let epoch = welcome["epoch"].as_str().unwrap().to_owned();
+    for text in ["one", "two", "three"] {
+        say(&mut ann, text).await;
+    }
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = next_of_type(&mut ann, "message").await;
+    }
+    assert_eq!(last["id"], 3);
+    drop(ann);
+    a.stop().await;
+
+    // Another process, started after the first is gone: the room is Redis's, not a process's.
+    let b = server_on(&redis).await;
+    let (_cat, welcome) = b.join("room=kept&name=cat").await;
+    assert_eq!(
+        welcome["epoch"],
+        epoch.as_str(),
+        "the same life of the room"
+    );
+    assert_eq!(welcome["last_id"], 3);
+    assert_eq!(ids(&welcome["history"]), [1, 2, 3]);
+    assert_eq!(welcome["history"][2]["text"], "three");
+
+    let (_dan, welcome) = b
+        .join(&format!("room=kept&name=dan&since=1&epoch={epoch}"))
+        .await;
+    assert_eq!(ids(&welcome["history"]), [2, 3], "exactly the gap");
+    assert_eq!(welcome["truncated"], false);
+
+    // A cursor from another life of the room counts nothing here.
+    let (_eve, welcome) = b.join("room=kept&name=eve&since=3&epoch=1").await;
+    assert_eq!(welcome["truncated"], true);
+    assert_eq!(ids(&welcome["history"]), [1, 2, 3]);
+
+    // The ids go on from Redis's count, not from 1.
+    let (mut fay, _) = b.join("room=kept&name=fay").await;
+    say(&mut fay, "four").await;
+    assert_eq!(next_of_type(&mut fay, "message").await["id"], 4);
+}
+
+#[tokio::test]
+async fn history_is_as_long_as_the_flag_says() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let server = TestServer::with_config(Config {
+        redis: Some(redis.url()),
+        history: 2,
+        ..Config::for_tests()
+    })
+    .await;
+    let (mut ann, _) = server.join("room=short&name=ann").await;
+    for text in ["one", "two", "three"] {
+        say(&mut ann, text).await;
+    }
+    for _ in 0..3 {
+        next_of_type(&mut ann, "message").await;
+    }
+    let (_bob, welcome) = server.join("room=short&name=bob&since=0").await;
+    assert_eq!(ids(&welcome["history"]), [2, 3]);
+    assert_eq!(welcome["truncated"], true, "message 1 is gone");
+}
+
+#[tokio::test]
+async fn socket_io_is_refused_with_a_reason_under_redis() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let server = server_on(&redis).await;
+    let result =
+        tokio_tungstenite::connect_async(server.url("/socket.io/?EIO=4&transport=websocket")).await;
+    match result {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected a 503, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_redis_that_cannot_be_reached_stops_the_server_before_it_listens() {
+    // A port nobody listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let result = wschat::Server::bind(Config {
+        redis: Some(format!("redis://127.0.0.1:{port}/")),
+        ..Config::for_tests()
+    })
+    .await;
+    let error = result.err().expect("no server without its redis");
+    assert!(error.to_string().contains("--redis"), "{error}");
+}
