@@ -98,6 +98,9 @@
     /** Id of the newest message shown in this room; null until the first welcome. This is the
      *  `since=` of every reconnect, and the dedupe rule: a message with id <= cursor is old. */
     cursor: null,
+    /** The room's epoch from the last welcome (which life of the room `cursor` counts in); sent
+     *  back as `epoch=` beside `since=`, so a room that started afresh is known for certain. */
+    epoch: null,
     /** Failed attempts in a row, for the backoff. Reset by a welcome, not by `open`: a server
      *  that accepts and then closes at once must still be backed off from. */
     attempt: 0,
@@ -146,6 +149,7 @@
     // Resume where we left off. A cursor of 0 is meaningful too ("I have seen nothing, the room
     // was empty"): the server then replays everything sent while we were away.
     if (state.cursor !== null) params.set('since', String(state.cursor));
+    if (state.cursor !== null && state.epoch) params.set('epoch', state.epoch);
 
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${scheme}//${location.host}/ws?${params}`);
@@ -367,7 +371,10 @@
     const lastId = typeof ev.last_id === 'number' ? ev.last_id : 0;
     const resumed = state.cursor !== null;
 
-    if (resumed && lastId < state.cursor) {
+    const otherLife = resumed && state.epoch && ev.epoch && ev.epoch !== state.epoch;
+    if (typeof ev.epoch === 'string') state.epoch = ev.epoch;
+
+    if (otherLife || (resumed && lastId < state.cursor)) {
       // Ids went backwards: the room started over while we were away (the server restarted, or
       // everyone left and the room was dropped; history lives in the server's memory) and is
       // numbered from 1 again. Seeing a `since` beyond its last id, the server sent all the
@@ -635,6 +642,7 @@
   function enterRoom(room) {
     state.room = room;
     state.cursor = null;
+    state.epoch = null;
     state.users = new Set();
     state.count = 0;
     state.lastAuthor = null;

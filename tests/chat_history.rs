@@ -83,3 +83,47 @@ async fn since_older_than_history_says_truncated() {
     assert_eq!(welcome["truncated"], true);
     assert_eq!(welcome["last_id"], 4);
 }
+
+#[tokio::test]
+async fn a_cursor_from_another_epoch_is_truncated_and_replays_everything() {
+    let server = TestServer::start().await;
+    let (mut ann, welcome) = server.join("room=life&name=ann").await;
+    let epoch = welcome["epoch"].as_str().expect("an epoch").to_owned();
+    assert_eq!(epoch.len(), 16, "16 hexadecimal digits");
+    for text in ["one", "two"] {
+        say(&mut ann, text).await;
+        next_of_type(&mut ann, "message").await;
+    }
+    let (_bob, welcome) = server
+        .join(&format!("room=life&name=bob&since=1&epoch={epoch}"))
+        .await;
+    assert_eq!(ids(&welcome), [2], "the same life: exactly the gap");
+    assert_eq!(welcome["truncated"], false);
+    assert_eq!(welcome["epoch"], epoch.as_str());
+    // Ids 1 and 2 of another life say nothing about this one's.
+    let other = if epoch == "0000000000000001" {
+        "2"
+    } else {
+        "1"
+    };
+    let (_cat, welcome) = server
+        .join(&format!("room=life&name=cat&since=2&epoch={other}"))
+        .await;
+    assert_eq!(welcome["truncated"], true);
+    assert_eq!(ids(&welcome), [1, 2]);
+}
+
+#[tokio::test]
+async fn a_room_made_again_has_a_new_epoch() {
+    let server = TestServer::start().await;
+    let (ann, first) = server.join("room=again&name=ann").await;
+    drop(ann);
+    // The room is dropped with its last member; wait until it is, then make it again.
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.shared.hub.room("again").is_some() {
+        assert!(std::time::Instant::now() < deadline, "room not dropped");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (_bob, second) = server.join("room=again&name=bob").await;
+    assert_ne!(first["epoch"], second["epoch"]);
+}
