@@ -264,12 +264,14 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
                     chat::session::run(
                         stream,
                         already_read,
-                        params,
-                        grant,
+                        chat::session::Joining {
+                            params,
+                            grant,
+                            reserved,
+                        },
                         slot,
                         shared,
                         deflate,
-                        reserved,
                     ),
                     span,
                 )

@@ -439,7 +439,8 @@ mod tests {
         }
         .to_frame(&HistoryTail::new(std::iter::empty()))
         .concat();
-        let value: serde_json::Value = serde_json::from_slice(&empty[2..]).unwrap();
+        let (_, n) = crate::ws::FrameHeader::parse(&empty).unwrap().unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&empty[n..]).unwrap();
         assert_eq!(value["history"], serde_json::json!([]));
     }
 

@@ -20,6 +20,15 @@ use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{close_code, Deflate, Ending, Outbox, WriteStats};
 
+/// Who is joining where: what the upgrade request decided, and the room the engine prepared.
+pub struct Joining {
+    pub params: Params,
+    /// The client's verified token (authentication on).
+    pub grant: Option<Grant>,
+    /// The room, held and prepared by an engine that needs it (`--redis`); `None` in memory.
+    pub reserved: Option<Reservation>,
+}
+
 /// Serves one upgraded chat connection until it closes.
 ///
 /// A plain function returning the session's future, rather than an `async fn`: the set-up
@@ -29,13 +38,16 @@ use crate::ws::{close_code, Deflate, Ending, Outbox, WriteStats};
 pub fn run(
     io: TcpStream,
     already_read: Vec<u8>,
-    params: Params,
-    grant: Option<Grant>,
+    joining: Joining,
     slot: SlotGuard,
     shared: Arc<Shared>,
     deflate: Option<Deflate>,
-    reserved: Option<Reservation>,
 ) -> impl Future<Output = ()> + Send {
+    let Joining {
+        params,
+        grant,
+        reserved,
+    } = joining;
     let mut ws = shared.websocket(
         io,
         &already_read,
