@@ -124,7 +124,11 @@ pub fn route(
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             response
         }
-        "/healthz" => text(StatusCode::OK, "ok"),
+        "/healthz" if shared.hub.engine().healthy() => text(StatusCode::OK, "ok"),
+        "/healthz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis connection lost: restart this server",
+        ),
         "/auth/check" if kind == Listener::Main => match &shared.verifier {
             Some(verifier) => check_token(&req, verifier),
             None => text(StatusCode::NOT_FOUND, "not found"),
@@ -382,6 +386,9 @@ fn accept_upgrade(
                     (params, Some(grant))
                 }
             };
+            if !shared.hub.engine().healthy() {
+                return Err(HandshakeError::EngineDown.into());
+            }
             // A new room beyond `--max-rooms` is refused before the upgrade; existing rooms stay
             // joinable.
             shared

@@ -157,3 +157,54 @@ async fn a_redis_that_cannot_be_reached_stops_the_server_before_it_listens() {
     let error = result.err().expect("no server without its redis");
     assert!(error.to_string().contains("--redis"), "{error}");
 }
+
+#[tokio::test]
+async fn a_lost_redis_is_said_on_healthz_and_to_new_clients() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let server = server_on(&redis).await;
+    let (_ann, _) = server.join("room=down&name=ann").await;
+    assert_eq!(server.get("/healthz").await.0, 200);
+    drop(redis);
+    // The subscription notices the closed connection by itself; wait for it, within WAIT.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while server.get("/healthz").await.0 != 503 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz still says ok"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    match tokio_tungstenite::connect_async(server.url("/ws?room=down&name=bob")).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected a 503, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_server_and_not_the_typist() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let (a, b) = (server_on(&redis).await, server_on(&redis).await);
+    let (mut ann, _) = a.join("room=typing&name=ann").await;
+    let (mut bob, _) = b.join("room=typing&name=bob").await;
+    let typing = serde_json::json!({"type": "typing"}).to_string();
+    futures_util::SinkExt::send(&mut ann, tungstenite::Message::text(typing))
+        .await
+        .unwrap();
+    say(&mut ann, "done typing").await;
+    let event = common::next_event(&mut bob).await;
+    assert_eq!(
+        (event["type"].as_str(), event["name"].as_str()),
+        (Some("typing"), Some("ann"))
+    );
+    assert_eq!(next_of_type(&mut bob, "message").await["id"], 1);
+    // Ann's typing came back to her process too, after which her message did: skipped by origin.
+    let event = common::next_event(&mut ann).await;
+    assert_eq!(
+        event["type"], "message",
+        "the typist does not hear herself: {event}"
+    );
+}

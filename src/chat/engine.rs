@@ -55,6 +55,20 @@ impl Engine {
         }
     }
 
+    /// Tells the room's members but connection `conn` that `nick` is typing: on this process
+    /// at once; with Redis, on the others too.
+    pub fn typing(&self, room: &Room, nick: &str, conn: u64) {
+        room.typing(nick, conn);
+        if let Engine::Redis(redis) = self {
+            redis.relay(
+                room,
+                super::protocol::ServerEvent::Typing { name: nick }
+                    .to_json()
+                    .as_bytes(),
+            );
+        }
+    }
+
     /// Makes `room` ready for its first member: nothing to do in memory; with Redis, subscribes
     /// this process to the room and loads its epoch, last id and history. Done once per local
     /// room; later joiners of the same room wait for the first one's load, or find it done.
@@ -69,6 +83,15 @@ impl Engine {
     pub(super) fn dropped(&self, room: &Arc<Room>) {
         if let Engine::Redis(redis) = self {
             redis.dropped(room);
+        }
+    }
+
+    /// Whether this process can serve its rooms: always in memory; with Redis, while its
+    /// subscription is alive (a process that no longer hears the others must not take members).
+    pub fn healthy(&self) -> bool {
+        match self {
+            Engine::Memory => true,
+            Engine::Redis(redis) => redis.healthy(),
         }
     }
 

@@ -102,7 +102,10 @@ impl Member {
                 };
                 if due {
                     self.last_typing = Some(now);
-                    room.typing(self.membership.nick(), self.conn_id);
+                    self.shared
+                        .hub
+                        .engine()
+                        .typing(room, self.membership.nick(), self.conn_id);
                 }
                 None
             }

@@ -24,6 +24,7 @@
 //! post failed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -101,6 +102,13 @@ pub struct RedisEngine {
     history: usize,
     post_script: Script,
     load_script: Script,
+    /// This process, among those on the same Redis: what it marks the events it relays with,
+    /// so it can skip them when they come back.
+    origin: Epoch,
+    /// Set when the pub/sub connection is lost: from then on this process no longer hears
+    /// other processes' messages, so it says so on `/healthz` and turns new members away
+    /// (until reconnecting is built, a restart is the cure).
+    deaf: AtomicBool,
 }
 
 /// A local room fed by the subscription, and whether it has been loaded.
@@ -111,9 +119,20 @@ struct Fed {
 
 struct Post {
     room: Box<str>,
-    before_id: String,
-    after_id: String,
+    what: Posted,
 }
+
+enum Posted {
+    /// A message, its JSON in two pieces around its id (see [`json_around_id`]).
+    Message { before_id: String, after_id: String },
+    /// Anything else the other processes relay as it is (`typing`): [`RELAYED`], this process's
+    /// [`RedisEngine::origin`], then the event's JSON.
+    Relay(Vec<u8>),
+}
+
+/// What starts a published event that is not a message: no JSON starts so, so the two cannot be
+/// confused.
+const RELAYED: u8 = b'R';
 
 enum Control {
     Subscribe(String, oneshot::Sender<Result<(), String>>),
@@ -143,6 +162,8 @@ impl RedisEngine {
             history,
             post_script: Script::new(POST),
             load_script: Script::new(LOAD),
+            deaf: AtomicBool::new(false),
+            origin: Epoch::random(),
         });
         tokio::spawn(run_poster(Arc::downgrade(&engine), post_rx));
         tokio::spawn(run_control(sink, control_rx));
@@ -152,8 +173,9 @@ impl RedisEngine {
                 let Some(engine) = weak.upgrade() else { return };
                 engine.feed(msg.get_channel_name(), msg.get_payload_bytes());
             }
-            if weak.strong_count() > 0 {
+            if let Some(engine) = weak.upgrade() {
                 // Reconnecting and backfilling is the next slice of this engine.
+                engine.deaf.store(true, Ordering::Relaxed);
                 tracing::error!(
                     "redis pub/sub connection lost: messages posted on other processes no longer \
                      reach this one's members"
@@ -162,6 +184,11 @@ impl RedisEngine {
         });
         tracing::info!(url, "rooms shared through redis");
         Ok(engine)
+    }
+
+    /// Whether this process still hears the rooms it serves.
+    pub fn healthy(&self) -> bool {
+        !self.deaf.load(Ordering::Relaxed)
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Fed>> {
@@ -176,13 +203,37 @@ impl RedisEngine {
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64;
         let (before_id, after_id) = json_around_id(room.name(), from, text, ts);
-        let post = Post {
+        self.queue(Post {
             room: room.name().into(),
-            before_id,
-            after_id,
-        };
-        if self.posts.try_send(post).is_err() {
-            tracing::error!(room = room.name(), "redis post queue full: message dropped");
+            what: Posted::Message {
+                before_id,
+                after_id,
+            },
+        });
+    }
+
+    /// Relays `event` (its JSON) to the room's members on the other processes: the typist's own
+    /// process has delivered it already, and skips it when it comes back (by [`Self::origin`]).
+    /// Through the poster's queue, so it keeps its place among this process's messages.
+    pub fn relay(&self, room: &Room, event: &[u8]) {
+        let mut payload = Vec::with_capacity(1 + 16 + event.len());
+        payload.push(RELAYED);
+        payload.extend_from_slice(self.origin.to_string().as_bytes());
+        payload.extend_from_slice(event);
+        self.queue(Post {
+            room: room.name().into(),
+            what: Posted::Relay(payload),
+        });
+    }
+
+    fn queue(&self, post: Post) {
+        if let Err(error) = self.posts.try_send(post) {
+            let room = match &error {
+                mpsc::error::TrySendError::Full(post) | mpsc::error::TrySendError::Closed(post) => {
+                    post.room.clone()
+                }
+            };
+            tracing::error!(%room, "redis post queue full: event dropped");
         }
     }
 
@@ -275,6 +326,14 @@ impl RedisEngine {
             return;
         };
         let room = self.rooms().get(name).and_then(|fed| fed.room.upgrade());
+        if let Some(relayed) = payload.strip_prefix(&[RELAYED]) {
+            let (origin, event) = relayed.split_at(relayed.len().min(16));
+            let ours = std::str::from_utf8(origin).ok().and_then(Epoch::parse) == Some(self.origin);
+            if let (Some(room), false) = (room, ours) {
+                room.relay(event);
+            }
+            return;
+        }
         let (Some(room), Some(id), Ok(json)) = (room, id_of(payload), std::str::from_utf8(payload))
         else {
             return;
@@ -282,16 +341,31 @@ impl RedisEngine {
         room.deliver(id, json.to_owned());
     }
 
-    async fn run_post(&self, post: &Post) -> redis::RedisResult<u64> {
-        self.post_script
-            .key(key(&post.room, "id"))
-            .key(key(&post.room, "history"))
-            .arg(&post.before_id)
-            .arg(&post.after_id)
-            .arg(self.history)
-            .arg(channel(&post.room))
-            .invoke_async(&mut self.conn.clone())
-            .await
+    async fn run_post(&self, post: &Post) -> redis::RedisResult<()> {
+        match &post.what {
+            Posted::Message {
+                before_id,
+                after_id,
+            } => {
+                self.post_script
+                    .key(key(&post.room, "id"))
+                    .key(key(&post.room, "history"))
+                    .arg(before_id)
+                    .arg(after_id)
+                    .arg(self.history)
+                    .arg(channel(&post.room))
+                    .invoke_async::<u64>(&mut self.conn.clone())
+                    .await?;
+            }
+            Posted::Relay(payload) => {
+                redis::cmd("PUBLISH")
+                    .arg(channel(&post.room))
+                    .arg(&payload[..])
+                    .query_async::<()>(&mut self.conn.clone())
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
 

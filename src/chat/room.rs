@@ -394,6 +394,12 @@ impl Room {
         self.lock().epoch
     }
 
+    /// Broadcasts an event another process relayed (`typing`), as it came.
+    pub fn relay(&self, json: &[u8]) {
+        let frame = crate::ws::encode_frame(crate::ws::OpCode::Text, json);
+        self.lock().send(&self.config, frame, None);
+    }
+
     /// Tells everyone but connection `from_conn` that `nick` is typing.
     pub fn typing(&self, nick: &str, from_conn: ConnId) {
         let frame = ServerEvent::Typing { name: nick }.to_frame();

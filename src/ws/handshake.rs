@@ -37,6 +37,8 @@ pub enum HandshakeError {
     RoomLimit,
     /// An endpoint this server does not serve with its engine (Socket.IO with `--redis`, for now).
     NotWithThisEngine,
+    /// The rooms' engine cannot be reached (`--redis`, its connection lost).
+    EngineDown,
 }
 
 impl HandshakeError {
@@ -46,7 +48,9 @@ impl HandshakeError {
             NotGet => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             ForbiddenOrigin => StatusCode::FORBIDDEN,
-            ServerFull | RoomLimit | NotWithThisEngine => StatusCode::SERVICE_UNAVAILABLE,
+            ServerFull | RoomLimit | NotWithThisEngine | EngineDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             OldHttpVersion | NoUpgradeHeader | NoConnectionUpgrade | BadKey | BadParameter(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -67,6 +71,7 @@ impl HandshakeError {
             ServerFull => "server at its connection limit",
             RoomLimit => "server at its room limit: join an existing room or try later",
             NotWithThisEngine => "socket.io is not served with --redis yet: use /ws",
+            EngineDown => "this server has lost its redis connection: try another server",
         }
     }
 }
