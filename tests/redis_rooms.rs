@@ -208,3 +208,28 @@ async fn typing_reaches_the_other_server_and_not_the_typist() {
         "the typist does not hear herself: {event}"
     );
 }
+
+#[tokio::test]
+async fn a_post_redis_refuses_is_answered_to_its_sender_alone() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let server = server_on(&redis).await;
+    let (mut ann, _) = server.join("room=full&name=ann").await;
+    let (mut bob, _) = server.join("room=full&name=bob").await;
+    next_of_type(&mut ann, "join").await;
+    // A Redis out of memory refuses every write (the post's script) but still publishes.
+    redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
+    say(&mut ann, "lost").await;
+    let error = next_of_type(&mut ann, "error").await;
+    assert_eq!(error["code"], "unavailable");
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    say(&mut ann, "delivered").await;
+    // Bob saw neither the error nor the lost message: his next event is the one delivered.
+    let event = common::next_event(&mut bob).await;
+    assert_eq!(
+        (event["id"].as_u64(), event["text"].as_str()),
+        (Some(1), Some("delivered")),
+        "{event}"
+    );
+}

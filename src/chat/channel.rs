@@ -29,9 +29,40 @@ pub const INITIAL_CAPACITY: usize = 2;
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub frame: Arc<Encoded>,
-    /// A connection that must not receive this frame (the typist of a `typing`). Connection ids
-    /// start at 1, so `None` costs no space.
-    pub skip: Option<NonZeroU64>,
+    /// Who receives this frame: everyone, everyone but one connection (the typist of a
+    /// `typing`), or one connection alone (a sender told its post failed, `--redis`).
+    pub to: Audience,
+}
+
+/// Who receives a delivery, in 8 bytes: no connection id, one to skip, or one to deliver to
+/// alone (its top bit set; connection ids count up from 1 and never reach it). A packed `u64`
+/// rather than an enum, which would make every channel slot 8 bytes larger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Audience(Option<NonZeroU64>);
+
+const ONLY: u64 = 1 << 63;
+
+impl Audience {
+    pub const EVERYONE: Audience = Audience(None);
+
+    /// Everyone but connection `conn` (0: everyone).
+    pub fn all_but(conn: ConnId) -> Audience {
+        Audience(NonZeroU64::new(conn & !ONLY))
+    }
+
+    /// Connection `conn` alone.
+    pub fn only(conn: ConnId) -> Audience {
+        Audience(NonZeroU64::new(conn | ONLY))
+    }
+
+    /// Whether connection `conn` receives the delivery.
+    pub fn includes(self, conn: ConnId) -> bool {
+        match self.0.map(u64::from) {
+            None => true,
+            Some(only) if only & ONLY != 0 => only & !ONLY == conn,
+            Some(skip) => skip != conn,
+        }
+    }
 }
 
 /// What travels on a room's channel: a delivery, or the marker that ends this channel.

@@ -16,6 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::protocol::RequestError;
 use super::redis::{RedisEngine, Unavailable};
 use super::room::Room;
 use crate::Config;
@@ -45,13 +46,18 @@ impl Engine {
     /// Posts `text` from `from` in `room`. Returns the message's id when it is known at once
     /// (memory); `None` when the engine assigns it later (Redis: the id arrives with the
     /// message itself, on every process at once).
-    pub fn post(&self, room: &Room, from: &str, text: &str) -> Option<u64> {
+    /// `conn` is the poster's connection: with Redis, a post that fails later is answered to it
+    /// alone with an `error` event (`unavailable`); one that cannot even be queued is `Err` now.
+    pub fn post(
+        &self,
+        room: &Room,
+        from: &str,
+        text: &str,
+        conn: u64,
+    ) -> Result<Option<u64>, RequestError> {
         match self {
-            Engine::Memory => Some(room.post(from, text)),
-            Engine::Redis(redis) => {
-                redis.post(room, from, text);
-                None
-            }
+            Engine::Memory => Ok(Some(room.post(from, text))),
+            Engine::Redis(redis) => redis.post(room, from, text, conn).map(|()| None),
         }
     }
 

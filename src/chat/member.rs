@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use super::channel::{Delivery, Encoded, Subscription};
 use super::hub::{Membership, Reservation};
 use super::params::Params;
-use super::protocol::{ClientRequest, ServerEvent, WelcomeFrame};
+use super::protocol::{ClientRequest, RequestError, ServerEvent, WelcomeFrame};
 use crate::state::Shared;
 use crate::ws::{close_code, Ending, Outbox};
 
@@ -81,15 +81,16 @@ impl Member {
         self.membership.nick()
     }
 
-    /// Does what a valid request asks. Returns the id of a posted message.
-    pub fn request(&mut self, request: ClientRequest) -> Option<u64> {
+    /// Does what a valid request asks. Returns the id of a posted message, if known at once
+    /// (`None` with Redis, which assigns it later), or why the post could not even be queued.
+    pub fn request(&mut self, request: ClientRequest) -> Result<Option<u64>, RequestError> {
         let room = self.membership.room();
         match request {
             ClientRequest::Message(text) => {
                 self.shared
                     .hub
                     .engine()
-                    .post(room, self.membership.nick(), &text)
+                    .post(room, self.membership.nick(), &text, self.conn_id)
             }
             ClientRequest::Typing => {
                 // At most one relayed `typing` per `--typing-interval`: it reaches every member,
@@ -107,7 +108,7 @@ impl Member {
                         .engine()
                         .typing(room, self.membership.nick(), self.conn_id);
                 }
-                None
+                Ok(None)
             }
         }
     }
@@ -130,7 +131,7 @@ impl Member {
         let mut next = first;
         loop {
             match next {
-                Ok(delivery) if delivery.skip.map(u64::from) != Some(self.conn_id) => {
+                Ok(delivery) if delivery.to.includes(self.conn_id) => {
                     out.push(wire(&delivery.frame))
                 }
                 Ok(_) => {}

@@ -13,7 +13,7 @@ pub mod room;
 pub mod session;
 pub mod text;
 
-pub use channel::{Delivery, Subscription};
+pub use channel::{Audience, Delivery, Subscription};
 pub use encoded::Encoded;
 pub use engine::{Engine, Epoch};
 pub use hub::{Hub, Membership, Reservation, RoomLimit};

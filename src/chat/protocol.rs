@@ -34,6 +34,9 @@ pub enum RequestError {
     UnknownType,
     BadRequest,
     RateLimited,
+    /// The post could not be delivered: the rooms' engine (Redis) refused it or cannot be
+    /// reached. Nobody received it; the client may send it again.
+    Unavailable,
 }
 
 impl RequestError {
@@ -45,6 +48,7 @@ impl RequestError {
             RequestError::UnknownType => "unknown_type",
             RequestError::BadRequest => "bad_request",
             RequestError::RateLimited => "rate_limited",
+            RequestError::Unavailable => "unavailable",
         }
     }
 
@@ -55,6 +59,9 @@ impl RequestError {
             RequestError::UnknownType => "unknown request type",
             RequestError::BadRequest => "request must be {\"type\":\"message\",\"text\":...}",
             RequestError::RateLimited => "slow down: too many messages",
+            RequestError::Unavailable => {
+                "not delivered: the server cannot reach redis; send it again"
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::engine::Epoch;
-use super::protocol::{ChatMessage, ServerEvent};
+use super::protocol::{ChatMessage, RequestError, ServerEvent};
 use super::room::Room;
 
 /// Posts a message. KEYS: id, history stream. ARGV: the message's JSON before its id and after
@@ -124,7 +124,12 @@ struct Post {
 
 enum Posted {
     /// A message, its JSON in two pieces around its id (see [`json_around_id`]).
-    Message { before_id: String, after_id: String },
+    Message {
+        before_id: String,
+        after_id: String,
+        /// The poster's connection, told if the post fails.
+        conn: u64,
+    },
     /// Anything else the other processes relay as it is (`typing`): [`RELAYED`], this process's
     /// [`RedisEngine::origin`], then the event's JSON.
     Relay(Vec<u8>),
@@ -197,7 +202,9 @@ impl RedisEngine {
 
     /// Queues a post for the poster task. Never waits: the session calling it is in the middle
     /// of handling a frame.
-    pub fn post(&self, room: &Room, from: &str, text: &str) {
+    /// `Err` when the queue is full (Redis is stalled); a post that fails later is answered to
+    /// connection `conn` alone with an `error` event.
+    pub fn post(&self, room: &Room, from: &str, text: &str, conn: u64) -> Result<(), RequestError> {
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
@@ -208,8 +215,9 @@ impl RedisEngine {
             what: Posted::Message {
                 before_id,
                 after_id,
+                conn,
             },
-        });
+        })
     }
 
     /// Relays `event` (its JSON) to the room's members on the other processes: the typist's own
@@ -220,20 +228,39 @@ impl RedisEngine {
         payload.push(RELAYED);
         payload.extend_from_slice(self.origin.to_string().as_bytes());
         payload.extend_from_slice(event);
-        self.queue(Post {
+        // A relay lost to a full queue is a `typing` nobody misses.
+        let _ = self.queue(Post {
             room: room.name().into(),
             what: Posted::Relay(payload),
         });
     }
 
-    fn queue(&self, post: Post) {
-        if let Err(error) = self.posts.try_send(post) {
-            let room = match &error {
+    fn queue(&self, post: Post) -> Result<(), RequestError> {
+        self.posts.try_send(post).map_err(|error| {
+            let post = match error {
                 mpsc::error::TrySendError::Full(post) | mpsc::error::TrySendError::Closed(post) => {
-                    post.room.clone()
+                    post
                 }
             };
-            tracing::error!(%room, "redis post queue full: event dropped");
+            tracing::error!(room = %post.room, "redis post queue full: event dropped");
+            RequestError::Unavailable
+        })
+    }
+
+    /// Tells the poster of a message that failed, through its room (so in its place among the
+    /// room's events), if it is still there.
+    fn failed(&self, post: &Post) {
+        if let Posted::Message { conn, .. } = post.what {
+            let room = self
+                .rooms()
+                .get(&*post.room)
+                .and_then(|fed| fed.room.upgrade());
+            if let Some(room) = room {
+                room.send_to(
+                    conn,
+                    ServerEvent::error(RequestError::Unavailable).to_frame(),
+                );
+            }
         }
     }
 
@@ -346,6 +373,7 @@ impl RedisEngine {
             Posted::Message {
                 before_id,
                 after_id,
+                ..
             } => {
                 self.post_script
                     .key(key(&post.room, "id"))
@@ -376,7 +404,8 @@ async fn run_poster(engine: Weak<RedisEngine>, mut posts: mpsc::Receiver<Post>) 
             return;
         };
         if let Err(error) = engine.run_post(&post).await {
-            tracing::error!(room = %post.room, %error, "redis post failed: message not delivered");
+            tracing::error!(room = %post.room, %error, "redis post failed: not delivered");
+            engine.failed(&post);
         }
     }
 }

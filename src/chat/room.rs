@@ -22,7 +22,6 @@
 //! on the channel, and how a member follows it as it grows, is [`super::channel`].
 
 use std::collections::VecDeque;
-use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +29,9 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
-use super::channel::{ConnId, Delivery, Encoded, Event, Move, Subscription, INITIAL_CAPACITY};
+use super::channel::{
+    Audience, ConnId, Delivery, Encoded, Event, Move, Subscription, INITIAL_CAPACITY,
+};
 use super::engine::Epoch;
 use super::protocol::{ChatMessage, HistoryTail, ServerEvent, Welcome, WelcomeFrame};
 
@@ -345,7 +346,7 @@ impl Room {
         .to_json();
         let frame = crate::ws::encode_frame(crate::ws::OpCode::Text, json.as_bytes());
         state.remember(id, json, &self.config);
-        state.send(&self.config, frame, None);
+        state.send(&self.config, frame, Audience::EVERYONE);
         id
     }
 
@@ -361,7 +362,7 @@ impl Room {
         state.last_id = id;
         let frame = crate::ws::encode_frame(crate::ws::OpCode::Text, json.as_bytes());
         state.remember(id, json, &self.config);
-        state.send(&self.config, frame, None);
+        state.send(&self.config, frame, Audience::EVERYONE);
     }
 
     /// Takes the engine's state of the room (its epoch, last id and latest messages, oldest
@@ -394,10 +395,16 @@ impl Room {
         self.lock().epoch
     }
 
+    /// Sends `frame` to connection `conn` alone, in its place among the room's events (a
+    /// sender told that its post failed).
+    pub fn send_to(&self, conn: ConnId, frame: Bytes) {
+        self.lock().send(&self.config, frame, Audience::only(conn));
+    }
+
     /// Broadcasts an event another process relayed (`typing`), as it came.
     pub fn relay(&self, json: &[u8]) {
         let frame = crate::ws::encode_frame(crate::ws::OpCode::Text, json);
-        self.lock().send(&self.config, frame, None);
+        self.lock().send(&self.config, frame, Audience::EVERYONE);
     }
 
     /// Tells everyone but connection `from_conn` that `nick` is typing.
@@ -405,7 +412,7 @@ impl Room {
         let frame = ServerEvent::Typing { name: nick }.to_frame();
         // Under the lock: keeps channel order consistent with `post`.
         self.lock()
-            .send(&self.config, frame, NonZeroU64::new(from_conn));
+            .send(&self.config, frame, Audience::all_but(from_conn));
     }
 
     /// Announces coalesced joins and leaves, if any: at most `welcome_users` names of each, and
@@ -429,7 +436,7 @@ impl Room {
             count: state.users.len(),
         }
         .to_frame();
-        state.send(&self.config, frame, None);
+        state.send(&self.config, frame, Audience::EVERYONE);
     }
 
     /// Users online (distinct nicknames).
@@ -459,7 +466,7 @@ impl Room {
                 Some(info) => ServerEvent::Join { name: nick, info },
                 None => ServerEvent::Leave { name: nick },
             };
-            state.send(&self.config, event.to_frame(), None);
+            state.send(&self.config, event.to_frame(), Audience::EVERYONE);
             return false;
         }
         let pending = state.pending.get_or_insert_with(Box::default);
@@ -513,13 +520,13 @@ impl RoomState {
     /// send that does not grow leaves at most `capacity / 2` events unread, so the marker always
     /// finds a free slot (with `capacity >= 2`). `Sender::len` is a binary search over the ring
     /// (about a dozen uncontended slot locks at 4,096), once per event, not per delivery.
-    fn send(&mut self, config: &RoomConfig, frame: Bytes, skip: Option<NonZeroU64>) {
+    fn send(&mut self, config: &RoomConfig, frame: Bytes, to: Audience) {
         if self.capacity < config.channel_capacity && self.tx.len() * 2 >= self.capacity {
             self.grow(config.channel_capacity);
         }
         // An error only means nobody is listening right now; the history still has it.
         let frame = Arc::new(Encoded::new(frame));
-        let _ = self.tx.send(Event::Deliver(Delivery { frame, skip }));
+        let _ = self.tx.send(Event::Deliver(Delivery { frame, to }));
     }
 
     /// Moves the room to a channel twice as large (see [`Subscription`] for the invariant).

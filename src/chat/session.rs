@@ -145,11 +145,10 @@ impl Session for Chat {
         shared.metrics.messages_received.inc();
         shared.metrics.bytes_in.inc_by(text.len() as u64);
         let max_text_len = shared.config.max_text_len;
-        match parse_request(&text, max_text_len) {
-            Ok(request) => {
-                self.member.request(request);
-            }
-            Err(error) => out.push(ServerEvent::error(error).to_frame()),
+        if let Err(error) =
+            parse_request(&text, max_text_len).and_then(|request| self.member.request(request))
+        {
+            out.push(ServerEvent::error(error).to_frame());
         }
         None
     }

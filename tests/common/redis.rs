@@ -53,6 +53,20 @@ impl RedisServer {
         Some(server)
     }
 
+    /// Runs one command with `redis-cli` against this server, and panics if it fails.
+    pub fn command(&self, args: &[&str]) {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !said.starts_with("ERR"),
+            "redis-cli {args:?}: {said}"
+        );
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }

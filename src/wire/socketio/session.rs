@@ -368,7 +368,7 @@ impl SocketIo {
         let Some((_, member)) = self.connected(nsp.path()) else {
             return;
         };
-        let outcome = request.map(|request| member.request(request));
+        let outcome = request.and_then(|request| member.request(request));
         let reply = match (ack, outcome) {
             (None, Ok(_)) => return,
             (None, Err(error)) => {
