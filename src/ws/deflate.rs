@@ -7,7 +7,7 @@
 //! thread's compressor for one call, an [`Inflater`] exists for one message being read.
 //!
 //! Why one compressor per thread, reset for each message, rather than a fresh one per message
-//! (which with zlib-rs costs about the same CPU): memory. A compressor is about 270 KiB in several
+//! (which with zlib-rs costs about the same CPU): memory. A compressor is about 256 KiB in several
 //! allocations; made and freed once per joiner, the allocator carved each new connection's small,
 //! long-lived allocations out of the freed space, and the next compressor had to take fresh
 //! memory: 2,000 idle connections in rooms of one measured 130 KiB each instead of under 3 KiB
