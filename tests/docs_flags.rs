@@ -22,6 +22,7 @@ const OTHER_TOOLS: &[&str] = &[
     "--help",
     "--check",
     "--full",
+    "--quick",
     "--measurement-time",
     "--profile-time",
     "--batch-us",
