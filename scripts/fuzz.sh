@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-30}"
-targets="${FUZZ_TARGETS:-decoder handshake chat_request}"
+targets="${FUZZ_TARGETS:-decoder handshake chat_request extensions}"
 
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"

@@ -127,6 +127,17 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// `exp` as a deadline on the monotonic clock the connection's timer uses. Taken once, at
+    /// the upgrade: should the wall clock be stepped later, the connection still ends when the
+    /// token's lifetime, as measured then, has passed.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let left = self
+            .expires
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    }
+
     /// `Ok` if some entry of `rooms` allows `room`.
     pub fn check_room(&self, room: &str) -> Result<(), AuthError> {
         if claims::rooms_allow(&self.rooms, room) {

@@ -9,7 +9,7 @@ use clap::CommandFactory;
 use wschat::Config;
 
 /// Flags of the other commands the docs show (`cargo`, criterion's harness, the swarm's example
-/// server, `scripts/`), which are not the server's or the swarm's.
+/// server, `scripts/`, `loadtest/idle_deflate.py`), which are not the server's or the swarm's.
 const OTHER_TOOLS: &[&str] = &[
     "--workspace",
     "--release",
@@ -22,10 +22,14 @@ const OTHER_TOOLS: &[&str] = &[
     "--help",
     "--check",
     "--full",
+    "--quick",
     "--measurement-time",
     "--profile-time",
     "--batch-us",
     "--read-buffer",
+    // loadtest/idle_deflate.py, the idle-memory measurement with a deflate-capable client.
+    "--rooms-per-client",
+    "--no-deflate",
 ];
 
 /// The files whose flags are checked (and every `docs/learn/*.md`).

@@ -282,8 +282,11 @@ async fn the_javascript_and_python_clients_chat_with_each_other() {
 #[tokio::test]
 async fn the_heartbeat_keeps_an_idle_client_past_ping_interval_and_timeout() {
     each_client(|lang| async move {
-        let interval = Duration::from_millis(200);
-        let timeout = Duration::from_millis(300);
+        // A short interval, so the test is quick; a long timeout, so a client process slowed by
+        // a busy machine still answers each ping in time (the property here is that the server
+        // pings at all: without its pings the client gives up after interval + timeout).
+        let interval = Duration::from_millis(300);
+        let timeout = Duration::from_secs(2);
         let config = Config {
             socketio_ping_interval: interval,
             socketio_ping_timeout: timeout,
@@ -292,9 +295,9 @@ async fn the_heartbeat_keeps_an_idle_client_past_ping_interval_and_timeout() {
         let server = TestServer::with_config(config).await;
         let mut agent = Agent::start(lang, &server, "/", json!({}));
         agent.connected().await;
-        // Idle for three times what a client waits for a ping before it gives up: without the
+        // Idle for twice what a client waits for a ping before it gives up: without the
         // server's pings, the client would disconnect (and `next` fails on a `disconnect`).
-        tokio::time::sleep(3 * (interval + timeout)).await;
+        tokio::time::sleep(2 * (interval + timeout)).await;
         agent.emit("message", json!(["still here"]), true).await;
         assert_eq!(agent.next("ack").await["args"][0]["id"], 1, "{lang:?}");
     })

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -73,7 +72,7 @@ pub fn run(
     // own slots would stay in the future beside it for the life of the connection.
     let mut chat = Chat {
         member,
-        expires: grant.map(|grant| expiry_instant(grant.expires)),
+        expires: grant.as_ref().map(Grant::deadline),
         compress,
     };
 
@@ -112,16 +111,6 @@ struct Chat {
     /// full window): each event's compressed frame is made once and shared
     /// ([`super::Encoded`]).
     compress: bool,
-}
-
-/// A token's `exp` (wall-clock time) as a deadline on the monotonic clock the timers use. Taken
-/// once: should the wall clock be stepped later, the connection still ends when its token's
-/// lifetime, as measured at the upgrade, has passed.
-fn expiry_instant(expires: SystemTime) -> Instant {
-    let left = expires
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + left
 }
 
 impl Session for Chat {

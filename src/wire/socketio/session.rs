@@ -16,7 +16,6 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -130,14 +129,6 @@ fn connect_token<'a>(
             .find(|(key, _)| key == "token")
             .map(|(_, token)| token),
     }
-}
-
-/// A token's `exp` on the monotonic clock the timers use (as `chat::session` does).
-fn expiry_instant(expires: SystemTime) -> Instant {
-    let left = expires
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + left
 }
 
 /// The Socket.IO side of one connection.
@@ -323,7 +314,7 @@ impl SocketIo {
         let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
         let (member, welcome) =
             Member::join(Arc::clone(&self.shared), self.conn_id, &params, info, None);
-        self.expires = grant.map(|grant| expiry_instant(grant.expires));
+        self.expires = grant.as_ref().map(Grant::deadline);
         tracing::debug!(conn = self.conn_id, nsp, room = %params.room, nick = %params.nick, "socket.io namespace connected");
         let sid = serde_json::json!({ "sid": session_id(self.conn_id ^ u64::MAX) }).to_string();
         self.send(out, Kind::Connect, nsp, None, &sid);

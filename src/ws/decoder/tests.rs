@@ -476,3 +476,29 @@ fn an_idle_decoder_after_a_compressed_message_owns_nothing() {
         decoder.state
     );
 }
+
+/// Found by the `decoder` fuzz target: a compressed text message whose first inflated byte is not
+/// UTF-8, and which is also over a 1-byte limit. Inflated in one call it passed the limit before
+/// its UTF-8 was checked (1009); in two it did not (1007). Now 1007 however it arrives.
+#[test]
+fn a_compressed_message_both_too_big_and_invalid_fails_the_same_however_split() {
+    let limits = Limits {
+        max_message: 1,
+        max_frame: 0,
+    };
+    let wire = [
+        0x41, 0x84, 0xfa, 0x81, 0xc9, 0xfb, 0x21, 0xd5, 0x01, 0xfd, 0xd5, 0x3d, 0xd5, 0x15,
+    ];
+    let whole = decode_compressed_pieces(&[&wire], limits);
+    assert_eq!(whole, vec![Err(Error::InvalidUtf8)]);
+    for cut in 0..=wire.len() {
+        let (a, b) = wire.split_at(cut);
+        assert_eq!(
+            decode_compressed_pieces(&[a, b], limits),
+            whole,
+            "cut at {cut}"
+        );
+    }
+    let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+    assert_eq!(decode_compressed_pieces(&bytes, limits), whole);
+}
