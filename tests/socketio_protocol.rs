@@ -425,3 +425,48 @@ async fn disconnect_then_connect_again_on_one_connection() {
     send(&mut sio, r#"421["message","back"]"#).await;
     assert_eq!(next_other(&mut sio).await, r#"431[{"id":1}]"#);
 }
+
+/// A room event is rewrapped for Socket.IO once per namespace, not once per receiver: three
+/// Socket.IO members of one namespace cost one rewrap, a fourth in the other namespace one more.
+#[tokio::test]
+async fn a_room_event_is_rewrapped_once_per_namespace_whatever_the_receivers() {
+    let server = TestServer::start().await;
+    let mut root = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        root.push(
+            connect(&server, &format!("&room=once&name={name}"), "", "")
+                .await
+                .0,
+        );
+    }
+    let (mut chat, _) = connect(&server, "&room=once&name=c1", "/chat,", "").await;
+    let (mut native, _) = server.join("room=once&name=nat").await;
+    // Every join so far has been seen by everyone, so the count is settled before the message.
+    for client in root.iter_mut() {
+        while next_sio_event(client, "", "join").await["name"] != "nat" {}
+    }
+    while next_sio_event(&mut chat, "/chat,", "join").await["name"] != "nat" {}
+    let encodings = || server.shared.metrics.socketio_encodings.get();
+    let before = encodings();
+
+    say(&mut native, "to everyone").await;
+    for client in root.iter_mut() {
+        assert_eq!(
+            next_sio_event(client, "", "message").await["text"],
+            "to everyone"
+        );
+    }
+    assert_eq!(
+        next_sio_event(&mut chat, "/chat,", "message").await["text"],
+        "to everyone"
+    );
+    assert_eq!(
+        next_of_type(&mut native, "message").await["text"],
+        "to everyone"
+    );
+    assert_eq!(
+        encodings() - before,
+        2,
+        "one rewrap for `/`, one for `/chat`"
+    );
+}

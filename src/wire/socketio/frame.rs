@@ -10,9 +10,10 @@
 //! Made from the native frame's bytes, not from the event: the room encodes each event once, as
 //! the native frame, and this is a byte-level rewrap (no JSON is parsed; the name is the value of
 //! `"type"`, which serde writes first). It is one pure function of the native frame and the
-//! namespace so it can become a lazily-made shared encoding of a room event, made once per event
-//! and namespace however many Socket.IO clients receive it. Until then each Socket.IO receiver
-//! calls it; `wschat_socketio_encodings_total` counts the calls.
+//! namespace, so a room event keeps its result as a lazily-made shared encoding
+//! ([`crate::chat::Encoded::wire_form`]): made once per event and namespace, by the first
+//! Socket.IO receiver, however many receive it. `wschat_socketio_encodings_total` counts the
+//! calls.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
