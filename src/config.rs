@@ -139,6 +139,23 @@ pub struct Config {
     #[arg(long, env = "WSCHAT_REDIS", value_name = "URL")]
     pub redis: Option<String>,
 
+    /// With `--redis`: how often this process tells Redis it is alive, and looks for processes
+    /// that stopped doing so (their users are then announced as left; see
+    /// `--presence-expiry`). Default 10 s: a Redis round trip per interval per process. Shorter
+    /// finds a killed process sooner, at more heartbeats; it must be under `--presence-expiry`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub presence_heartbeat: Duration,
+
+    /// With `--redis`: how long after its last heartbeat a process counts as dead, and any live
+    /// process removes its users (announcing their `leave`). A process killed without cleaning
+    /// up (`kill -9`, a crash, a lost machine) has its users leave within this plus
+    /// `--presence-heartbeat`: 40 s with the defaults. Default 30 s: three missed heartbeats, so
+    /// a process stalled for a moment (or cut from Redis briefly) is not taken for dead; a live
+    /// process that was, re-registers its users at its next heartbeat (they are announced
+    /// again). Shorter = killed processes' users leave sooner, more false alarms on a slow host.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub presence_expiry: Duration,
+
     /// Largest capacity of a room's broadcast channel, in events. A room starts with 2 slots and
     /// doubles up to this while some member is half a ring behind; a client further behind than
     /// this gets a `lagged` notice and skips ahead. Larger = more tolerance of bursts, more memory

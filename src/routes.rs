@@ -239,7 +239,12 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
                 // The engine's part of joining (Redis: subscribe and load the room) happens
                 // here, before the session, so the session never waits on the engine.
                 let reserved = if shared.hub.engine().needs_prepare() {
-                    match shared.hub.reserve_prepared(&params.room).await {
+                    let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
+                    match shared
+                        .hub
+                        .reserve_prepared(&params.room, &params.nick, info)
+                        .await
+                    {
                         Ok(reserved) => Some(reserved),
                         Err(error) => {
                             tracing::error!(room = %params.room, %error, "cannot join: engine unavailable");
@@ -398,10 +403,9 @@ fn accept_upgrade(
             Endpoint::Chat(params, grant)
         }
         "/socket.io/" | "/socket.io" => {
-            // A Socket.IO client joins in its `CONNECT` packet, inside the session, where the
-            // Redis engine's load of the room cannot be awaited: not served there yet.
-            if shared.hub.engine().needs_prepare() {
-                return Err(HandshakeError::NotWithThisEngine.into());
+            // As on `/ws`: a process that no longer hears the others takes no new members.
+            if !shared.hub.engine().healthy() {
+                return Err(HandshakeError::EngineDown.into());
             }
             // The query's own room and name are checked now, so a bad one is a `400` as on
             // `/ws`; the auth object's are checked at `CONNECT`. A guest name is not drawn

@@ -128,18 +128,121 @@ async fn history_is_as_long_as_the_flag_says() {
     assert_eq!(welcome["truncated"], true, "message 1 is gone");
 }
 
+/// The next text frame of a raw Engine.IO client, answering the server's pings (`2`).
+async fn sio_next(client: &mut common::Client) -> String {
+    loop {
+        let frame = tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(client))
+            .await
+            .expect("a frame before the timeout")
+            .expect("connection open")
+            .expect("a valid frame");
+        match frame {
+            tungstenite::Message::Text(text) if text.as_str() == "2" => {
+                futures_util::SinkExt::send(client, tungstenite::Message::text("3"))
+                    .await
+                    .unwrap();
+            }
+            tungstenite::Message::Text(text) => return text.to_string(),
+            _ => {}
+        }
+    }
+}
+
+async fn sio_send(client: &mut common::Client, packet: &str) {
+    futures_util::SinkExt::send(client, tungstenite::Message::text(packet))
+        .await
+        .unwrap();
+}
+
+/// Reads `/chat` packets until both the ack of `ack` and the `message` event with `text` have
+/// come (in either order: see `ack_reply` in src/wire/socketio/session.rs); returns them.
+async fn sio_ack_and_message(client: &mut common::Client, ack: u64, text: &str) -> (Value, Value) {
+    let (mut acked, mut message) = (None, None);
+    let ack_prefix = format!("43/chat,{ack}");
+    while acked.is_none() || message.is_none() {
+        let packet = sio_next(client).await;
+        if let Some(args) = packet.strip_prefix(&ack_prefix) {
+            acked = Some(serde_json::from_str::<Value>(args).unwrap()[0].clone());
+        } else if let Some(event) = packet.strip_prefix("42/chat,") {
+            let event: Value = serde_json::from_str(event).unwrap();
+            if event[0] == "message" && event[1]["text"] == text {
+                message = Some(event[1].clone());
+            }
+        }
+    }
+    (acked.unwrap(), message.unwrap())
+}
+
 #[tokio::test]
-async fn socket_io_is_refused_with_a_reason_under_redis() {
+async fn a_socket_io_client_and_a_native_client_share_a_room_across_servers() {
     let Some(redis) = RedisServer::start("redis_rooms").await else {
         return;
     };
-    let server = server_on(&redis).await;
-    let result =
-        tokio_tungstenite::connect_async(server.url("/socket.io/?EIO=4&transport=websocket")).await;
-    match result {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
-        other => panic!("expected a 503, got {other:?}"),
+    let (a, b) = (server_on(&redis).await, server_on(&redis).await);
+    let (mut bob, _) = b.join("room=mixed&name=bob").await;
+
+    // Socket.IO on server a, spelled out packet by packet.
+    let (mut sio, _) =
+        tokio_tungstenite::connect_async(a.url("/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .expect("socket.io is served under --redis");
+    assert!(sio_next(&mut sio).await.starts_with("0{"), "the open packet");
+    sio_send(&mut sio, r#"40/chat,{"room":"mixed","name":"sio"}"#).await;
+    assert!(sio_next(&mut sio).await.starts_with("40/chat,{\"sid\""));
+    let welcome = sio_next(&mut sio).await;
+    let welcome: Value = serde_json::from_str(welcome.strip_prefix("42/chat,").unwrap()).unwrap();
+    assert_eq!(welcome[0], "welcome");
+    assert_eq!(
+        (welcome[1]["users"].clone(), welcome[1]["count"].clone()),
+        (serde_json::json!(["bob", "sio"]), serde_json::json!(2)),
+        "the users of both servers"
+    );
+    assert_eq!(next_of_type(&mut bob, "join").await["name"], "sio");
+
+    // One id sequence: the ack carries the id Redis gave the message, which bob sees too.
+    sio_send(&mut sio, r#"42/chat,1["message","hello from socket.io"]"#).await;
+    let (ack, message) = sio_ack_and_message(&mut sio, 1, "hello from socket.io").await;
+    assert_eq!(ack, serde_json::json!({"id": 1}));
+    assert_eq!(message["id"], 1);
+    let seen = next_of_type(&mut bob, "message").await;
+    assert_eq!(seen, message, "one object on both wires");
+
+    say(&mut bob, "hello back").await;
+    let (_, from_bob) = {
+        let mut seen = Value::Null;
+        while seen["text"] != "hello back" {
+            let packet = sio_next(&mut sio).await;
+            if let Some(event) = packet.strip_prefix("42/chat,") {
+                let event: Value = serde_json::from_str(event).unwrap();
+                if event[0] == "message" {
+                    seen = event[1].clone();
+                }
+            }
+        }
+        ((), seen)
+    };
+    assert_eq!((from_bob["id"].as_u64(), from_bob["from"].as_str()), (Some(2), Some("bob")));
+
+    // A post Redis refuses is acked with the error, to the poster alone.
+    redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
+    sio_send(&mut sio, r#"42/chat,2["message","lost"]"#).await;
+    loop {
+        let packet = sio_next(&mut sio).await;
+        if let Some(args) = packet.strip_prefix("43/chat,2") {
+            let args: Value = serde_json::from_str(args).unwrap();
+            assert_eq!(args[0]["error"]["code"], "unavailable", "{packet}");
+            break;
+        }
     }
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    sio_send(&mut sio, r#"42/chat,3["message","kept"]"#).await;
+    let (ack, _) = sio_ack_and_message(&mut sio, 3, "kept").await;
+    assert_eq!(ack, serde_json::json!({"id": 3}));
+
+    // Leaving is announced on the other server as well.
+    drop(sio);
+    let left = next_of_type(&mut bob, "leave").await;
+    assert_eq!(left["name"], "sio");
 }
 
 #[tokio::test]
@@ -202,7 +305,13 @@ async fn typing_reaches_the_other_server_and_not_the_typist() {
     );
     assert_eq!(next_of_type(&mut bob, "message").await["id"], 1);
     // Ann's typing came back to her process too, after which her message did: skipped by origin.
-    let event = common::next_event(&mut ann).await;
+    // (Bob's `join` reached her before either: presence is shared too.)
+    let event = loop {
+        let event = common::next_event(&mut ann).await;
+        if event["type"] != "join" {
+            break event;
+        }
+    };
     assert_eq!(
         event["type"], "message",
         "the typist does not hear herself: {event}"

@@ -48,6 +48,14 @@ impl Encoded {
         }
     }
 
+    /// A frame for one receiver of wire form `slot` alone, made already (a Socket.IO ack sent
+    /// through the room, `--redis`): that receiver takes it from [`Self::wire_form`] as it is.
+    pub fn for_wire(slot: usize, frame: Bytes) -> Self {
+        let event = Encoded::new(frame.clone());
+        let _ = event.wire[slot].set(frame);
+        event
+    }
+
     /// The plain frame.
     pub fn plain(&self) -> &Bytes {
         &self.plain

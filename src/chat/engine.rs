@@ -6,7 +6,9 @@
 //! - [`Engine::Redis`] (`--redis`): Redis holds ids, epochs and history, and every wschat process
 //!   pointed at it serves the same rooms ([`super::redis`]). A post goes to Redis and comes back
 //!   to every process, this one included, through pub/sub; each process feeds it into its local
-//!   room ([`Room::deliver`]), so fan-out stays local and encode-once.
+//!   room ([`Room::deliver`]), so fan-out stays local and encode-once. Presence is shared too:
+//!   a joiner is registered in Redis before it enters ([`Engine::arrive`]), and the room's list
+//!   of users is Redis's, changed by what Redis announces, not by local entries and exits.
 //!
 //! An enum rather than a trait object: there are two engines, the memory one must cost nothing
 //! (no allocation, no indirect call on the post path), and a `match` shows both side by side.
@@ -16,9 +18,13 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde_json::value::RawValue;
+
+use super::hub::Hub;
 use super::protocol::RequestError;
-use super::redis::{RedisEngine, Unavailable};
+use super::redis::{RedisEngine, Timing, Unavailable};
 use super::room::Room;
+use crate::ws::{encode_frame, OpCode};
 use crate::Config;
 
 /// What backs the rooms of a hub.
@@ -37,9 +43,12 @@ impl Engine {
     pub async fn from_config(config: &Config) -> Result<Engine, String> {
         match &config.redis {
             None => Ok(Engine::Memory),
-            Some(url) => Ok(Engine::Redis(
-                RedisEngine::connect(url, config.history).await?,
-            )),
+            Some(url) => {
+                let timing = Timing::checked(config.presence_heartbeat, config.presence_expiry)?;
+                Ok(Engine::Redis(
+                    RedisEngine::connect(url, config.history, timing).await?,
+                ))
+            }
         }
     }
 
@@ -47,17 +56,20 @@ impl Engine {
     /// (memory); `None` when the engine assigns it later (Redis: the id arrives with the
     /// message itself, on every process at once).
     /// `conn` is the poster's connection: with Redis, a post that fails later is answered to it
-    /// alone with an `error` event (`unavailable`); one that cannot even be queued is `Err` now.
+    /// alone with an `error` event (`unavailable`), or with `reply`'s failure if it gave one;
+    /// one that cannot even be queued is `Err` now. `reply`: what to send it once the id is
+    /// known, if it is not at once (unused in memory).
     pub fn post(
         &self,
         room: &Room,
         from: &str,
         text: &str,
         conn: u64,
+        reply: Option<Box<Reply>>,
     ) -> Result<Option<u64>, RequestError> {
         match self {
             Engine::Memory => Ok(Some(room.post(from, text))),
-            Engine::Redis(redis) => redis.post(room, from, text, conn).map(|()| None),
+            Engine::Redis(redis) => redis.post(room, from, text, conn, reply).map(|()| None),
         }
     }
 
@@ -85,6 +97,42 @@ impl Engine {
         }
     }
 
+    /// Registers a connection of `nick` in `room` (prepared), for engines that share presence:
+    /// nothing in memory (the room counts its own); with Redis, counted across processes, and
+    /// announced there if it is the nickname's first connection anywhere. `Err` says whether
+    /// it was registered all the same, so whether [`Engine::left`] is owed.
+    pub async fn arrive(
+        &self,
+        room: &Arc<Room>,
+        nick: &str,
+        info: Option<&RawValue>,
+    ) -> Result<(), (Unavailable, bool)> {
+        match self {
+            Engine::Memory => Ok(()),
+            Engine::Redis(redis) => redis.arrive(room, nick, info).await,
+        }
+    }
+
+    /// A connection [`Engine::arrive`]d in `room` has left.
+    pub(super) fn left(&self, room: &Room, nick: &str) {
+        if let Engine::Redis(redis) = self {
+            redis.left(room, nick);
+        }
+    }
+
+    /// Whether rooms take their users from the engine rather than count their own.
+    pub fn shares_presence(&self) -> bool {
+        !matches!(self, Engine::Memory)
+    }
+
+    /// Tells the engine the hub its rooms are in (Redis: where presence other processes
+    /// announce is coalesced).
+    pub(super) fn attach(&self, hub: std::sync::Weak<Hub>) {
+        if let Engine::Redis(redis) = self {
+            redis.attach(hub);
+        }
+    }
+
     /// `room` was dropped by the hub (its last local member left).
     pub(super) fn dropped(&self, room: &Arc<Room>) {
         if let Engine::Redis(redis) = self {
@@ -104,6 +152,30 @@ impl Engine {
     /// Whether joins must [`Engine::prepare`] their room first.
     pub fn needs_prepare(&self) -> bool {
         !matches!(self, Engine::Memory)
+    }
+}
+
+/// How to tell a poster its message's id when the engine assigns it later (Redis), for a wire
+/// protocol whose client asks for it (a Socket.IO ack): a text frame for the poster alone, in
+/// that wire's form `slot` (see [`super::Encoded::wire_form`]), sent through the room when the
+/// id is known. The chat does not know what the frame means; the wire that asked does.
+pub struct Reply {
+    pub slot: usize,
+    /// The frame's text before the id, and after it.
+    pub before_id: String,
+    pub after_id: String,
+    /// The frame's text if the post failed.
+    pub failed: String,
+}
+
+impl Reply {
+    /// Sends the poster (connection `conn`) its id, or the failure (`None`).
+    pub(super) fn send(&self, room: &Room, conn: u64, id: Option<u64>) {
+        let text = match id {
+            Some(id) => format!("{}{id}{}", self.before_id, self.after_id),
+            None => self.failed.clone(),
+        };
+        room.send_wire_to(conn, self.slot, encode_frame(OpCode::Text, text.as_bytes()));
     }
 }
 

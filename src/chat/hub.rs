@@ -113,7 +113,11 @@ impl Hub {
         max_rooms: usize,
         engine: Engine,
     ) -> Arc<Hub> {
-        Arc::new(Hub {
+        let config = RoomConfig {
+            shared_presence: engine.shares_presence(),
+            ..config
+        };
+        let hub = Arc::new(Hub {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
             rooms: AtomicUsize::new(0),
@@ -122,7 +126,9 @@ impl Hub {
             presence_interval,
             presence: Mutex::default(),
             engine,
-        })
+        });
+        hub.engine.attach(Arc::downgrade(&hub));
+        hub
     }
 
     /// What backs the rooms.
@@ -169,19 +175,33 @@ impl Hub {
     }
 
     /// Holds `room_name` open (creating it if need be) and has the engine prepare it, for a
-    /// connection that will then [`Self::join_reserved`]. With Redis, this is where the room is
-    /// subscribed to and loaded; in memory it is immediate. Awaited before the session starts,
-    /// so the session itself never waits for the engine.
+    /// connection of `nick` that will then [`Self::join_reserved`]. With Redis, this is where
+    /// the room is subscribed to and loaded, and the connection counted in the room's presence
+    /// across processes; in memory it is immediate. Awaited before the session starts (or, for
+    /// Socket.IO, before its `CONNECT` is answered), so the session itself never waits for the
+    /// engine. `info`: the joiner's token's, for its `join` event.
     pub async fn reserve_prepared(
         self: &Arc<Self>,
         room_name: &str,
+        nick: &str,
+        info: Option<&RawValue>,
     ) -> Result<Reservation, Unavailable> {
-        let reservation = Reservation {
+        let mut reservation = Reservation {
             hub: Arc::clone(self),
             room: Some(self.reserve(room_name)),
+            arrived: None,
         };
         if let Some(room) = &reservation.room {
             self.engine.prepare(room).await?;
+            match self.engine.arrive(room, nick, info).await {
+                Ok(()) => reservation.arrived = Some(nick.into()),
+                Err((error, registered)) => {
+                    if registered {
+                        reservation.arrived = Some(nick.into());
+                    }
+                    return Err(error);
+                }
+            }
         }
         Ok(reservation)
     }
@@ -192,6 +212,7 @@ impl Hub {
         Reservation {
             hub: Arc::clone(self),
             room: Some(self.reserve(room_name)),
+            arrived: None,
         }
     }
 
@@ -209,6 +230,8 @@ impl Hub {
             .room
             .take()
             .expect("a reservation is entered once");
+        // The membership owes the engine its leave from now on.
+        reservation.arrived = None;
         self.enter(room, nick, info, since, epoch)
     }
 
@@ -297,7 +320,7 @@ impl Hub {
     /// Remembers that `room` has presence to announce, and starts the flushing task if it is
     /// not running. A room is queued when its queue goes from empty to not, so at most once per
     /// interval (a join and leave that cancel out may leave a stale entry: flushing it is a no-op).
-    fn queue_presence(self: &Arc<Self>, room: &Arc<Room>) {
+    pub(super) fn queue_presence(self: &Arc<Self>, room: &Arc<Room>) {
         let mut queue = self.presence();
         queue.rooms.push(Arc::downgrade(room));
         if !queue.ticking {
@@ -346,6 +369,7 @@ impl Drop for Membership {
         if exited.presence_queued {
             self.hub.queue_presence(&self.room);
         }
+        self.hub.engine.left(&self.room, &self.nick);
         if exited.empty {
             self.hub.remove_if_empty(&self.room);
         }
@@ -359,10 +383,16 @@ pub struct Reservation {
     hub: Arc<Hub>,
     /// `None` once entered.
     room: Option<Arc<Room>>,
+    /// The nickname the engine counted in the room's presence ([`Engine::arrive`]), while its
+    /// leave is owed by this reservation (until it is entered).
+    arrived: Option<Box<str>>,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if let (Some(room), Some(nick)) = (&self.room, &self.arrived) {
+            self.hub.engine.left(room, nick);
+        }
         if let Some(room) = self.room.take() {
             if room.release() {
                 self.hub.remove_if_empty(&room);

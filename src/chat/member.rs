@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use serde_json::value::RawValue;
 
 use super::channel::{Delivery, Encoded, Subscription};
+use super::engine::Reply;
 use super::hub::{Membership, Reservation};
 use super::params::Params;
 use super::protocol::{ClientRequest, RequestError, ServerEvent, WelcomeFrame};
@@ -84,14 +85,25 @@ impl Member {
     /// Does what a valid request asks. Returns the id of a posted message, if known at once
     /// (`None` with Redis, which assigns it later), or why the post could not even be queued.
     pub fn request(&mut self, request: ClientRequest) -> Result<Option<u64>, RequestError> {
+        self.request_with_reply(request, None)
+    }
+
+    /// [`Self::request`]; a message whose id the engine assigns later is answered with `reply`
+    /// once it is known (a Socket.IO ack under `--redis`; see [`Reply`]).
+    pub fn request_with_reply(
+        &mut self,
+        request: ClientRequest,
+        reply: Option<Box<Reply>>,
+    ) -> Result<Option<u64>, RequestError> {
         let room = self.membership.room();
         match request {
-            ClientRequest::Message(text) => {
-                self.shared
-                    .hub
-                    .engine()
-                    .post(room, self.membership.nick(), &text, self.conn_id)
-            }
+            ClientRequest::Message(text) => self.shared.hub.engine().post(
+                room,
+                self.membership.nick(),
+                &text,
+                self.conn_id,
+                reply,
+            ),
             ClientRequest::Typing => {
                 // At most one relayed `typing` per `--typing-interval`: it reaches every member,
                 // so a client typing-flooding under the message rate would still multiply its

@@ -19,9 +19,9 @@
 //! first, then read the epoch, last id and stream tail in one script ([`LOAD`]), and merge
 //! whatever arrived in between by id, so no message is missed or repeated.
 //!
-//! Not yet here (README, "Running more than one server", lists them): presence and typing across
-//! processes, reconnecting the subscription after Redis restarts, and telling a sender when its
-//! post failed.
+//! Presence (who is in a room on any process, and the expiry of a dead process's users) is
+//! [`presence`]'s. Not yet here (README, "Running more than one server", lists them):
+//! reconnecting the subscription after Redis restarts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,9 +33,14 @@ use redis::aio::{ConnectionManager, PubSubSink};
 use redis::Script;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
-use super::engine::Epoch;
+use super::engine::{Epoch, Reply};
+use super::hub::Hub;
 use super::protocol::{ChatMessage, RequestError, ServerEvent};
 use super::room::Room;
+
+mod presence;
+
+pub use presence::Timing;
 
 /// Posts a message. KEYS: id, history stream. ARGV: the message's JSON before its id and after
 /// it, the stream's length (0: keep none), the channel. Returns the id.
@@ -109,6 +114,8 @@ pub struct RedisEngine {
     /// other processes' messages, so it says so on `/healthz` and turns new members away
     /// (until reconnecting is built, a restart is the cure).
     deaf: AtomicBool,
+    /// Who is in each room on any process ([`presence`]).
+    presence: presence::Presence,
 }
 
 /// A local room fed by the subscription, and whether it has been loaded.
@@ -129,6 +136,8 @@ enum Posted {
         after_id: String,
         /// The poster's connection, told if the post fails.
         conn: u64,
+        /// What to send the poster alone once its id is known (a Socket.IO ack), if asked.
+        reply: Option<Box<Reply>>,
     },
     /// Anything else the other processes relay as it is (`typing`): [`RELAYED`], this process's
     /// [`RedisEngine::origin`], then the event's JSON.
@@ -147,7 +156,11 @@ enum Control {
 impl RedisEngine {
     /// Connects (one command connection, one pub/sub connection) and starts the poster and
     /// subscriber tasks. Fails if Redis cannot be reached now.
-    pub async fn connect(url: &str, history: usize) -> Result<Arc<RedisEngine>, String> {
+    pub async fn connect(
+        url: &str,
+        history: usize,
+        timing: Timing,
+    ) -> Result<Arc<RedisEngine>, String> {
         let client = redis::Client::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
         let conn = ConnectionManager::new(client.clone())
             .await
@@ -159,6 +172,8 @@ impl RedisEngine {
             .split();
         let (posts, post_rx) = mpsc::channel(POST_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
+        let origin = Epoch::random();
+        let presence = presence::Presence::start(conn.clone(), origin.to_string(), timing);
         let engine = Arc::new(RedisEngine {
             conn,
             posts,
@@ -168,7 +183,8 @@ impl RedisEngine {
             post_script: Script::new(POST),
             load_script: Script::new(LOAD),
             deaf: AtomicBool::new(false),
-            origin: Epoch::random(),
+            origin,
+            presence,
         });
         tokio::spawn(run_poster(Arc::downgrade(&engine), post_rx));
         tokio::spawn(run_control(sink, control_rx));
@@ -204,7 +220,14 @@ impl RedisEngine {
     /// of handling a frame.
     /// `Err` when the queue is full (Redis is stalled); a post that fails later is answered to
     /// connection `conn` alone with an `error` event.
-    pub fn post(&self, room: &Room, from: &str, text: &str, conn: u64) -> Result<(), RequestError> {
+    pub fn post(
+        &self,
+        room: &Room,
+        from: &str,
+        text: &str,
+        conn: u64,
+        reply: Option<Box<Reply>>,
+    ) -> Result<(), RequestError> {
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
@@ -216,6 +239,7 @@ impl RedisEngine {
                 before_id,
                 after_id,
                 conn,
+                reply,
             },
         })
     }
@@ -250,18 +274,93 @@ impl RedisEngine {
     /// Tells the poster of a message that failed, through its room (so in its place among the
     /// room's events), if it is still there.
     fn failed(&self, post: &Post) {
-        if let Posted::Message { conn, .. } = post.what {
+        if let Posted::Message { conn, reply, .. } = &post.what {
+            let room = self
+                .rooms()
+                .get(&*post.room)
+                .and_then(|fed| fed.room.upgrade());
+            match (room, reply) {
+                (Some(room), Some(reply)) => reply.send(&room, *conn, None),
+                (Some(room), None) => room.send_to(
+                    *conn,
+                    ServerEvent::error(RequestError::Unavailable).to_frame(),
+                ),
+                (None, _) => {}
+            }
+        }
+    }
+
+    /// Tells the poster of message `id` its id, if it asked (see [`Reply`]).
+    fn posted(&self, post: &Post, id: u64) {
+        if let Posted::Message {
+            conn,
+            reply: Some(reply),
+            ..
+        } = &post.what
+        {
             let room = self
                 .rooms()
                 .get(&*post.room)
                 .and_then(|fed| fed.room.upgrade());
             if let Some(room) = room {
-                room.send_to(
-                    conn,
-                    ServerEvent::error(RequestError::Unavailable).to_frame(),
-                );
+                reply.send(&room, *conn, Some(id));
             }
         }
+    }
+
+    /// Registers a connection of `nick` in `room` (prepared) with shared presence, and waits
+    /// until this process's list of the room's users holds it. `Ok`: registered, and so
+    /// [`Self::left`] is owed; `Err` says whether it was registered all the same (the list did
+    /// not catch up in time), and so whether the leave is owed.
+    pub async fn arrive(
+        &self,
+        room: &Arc<Room>,
+        nick: &str,
+        info: Option<&serde_json::value::RawValue>,
+    ) -> Result<(), (Unavailable, bool)> {
+        let work = async {
+            self.presence.load(room).await.map_err(|e| (e, false))?;
+            let version = self
+                .presence
+                .join(room, nick, info)
+                .await
+                .map_err(|e| (e, false))?;
+            Ok(version)
+        };
+        let version = match tokio::time::timeout(LOAD_TIMEOUT, work).await {
+            Ok(version) => version?,
+            Err(_) => {
+                // The task may yet register it: its leave then finds the joiner gone.
+                return Err((Unavailable(format!("no answer in {LOAD_TIMEOUT:?}")), false));
+            }
+        };
+        tokio::time::timeout(LOAD_TIMEOUT, self.presence.caught_up(room, version))
+            .await
+            .map_err(|_| {
+                (
+                    Unavailable("the room's users did not arrive through pub/sub".into()),
+                    true,
+                )
+            })
+    }
+
+    /// One connection of `nick` left `room` (queued; see [`Self::arrive`]).
+    pub fn left(&self, room: &Room, nick: &str) {
+        self.presence.leave(room.name(), nick);
+    }
+
+    /// Registers this process's members again and reloads every local room's users, telling
+    /// local members who came and went meanwhile: what the reconnect path calls once Redis
+    /// answers again, for a Redis that may have lost its data. The heartbeat does the same by
+    /// itself when it finds this process gone from Redis (so at most `--presence-heartbeat`
+    /// later without this call).
+    pub async fn restore_presence(&self) -> Result<(), Unavailable> {
+        self.presence.restore().await
+    }
+
+    /// Where coalesced presence from other processes is scheduled.
+    pub fn attach(&self, hub: std::sync::Weak<Hub>) {
+        self.presence.attach(hub);
     }
 
     /// Subscribes to `room` and loads it, once per local room (see the module's doc).
@@ -339,6 +438,7 @@ impl RedisEngine {
         if let Some(fed) = rooms.get(room.name()) {
             if Weak::as_ptr(&fed.room) == Arc::as_ptr(room) {
                 rooms.remove(room.name());
+                self.presence.dropped(room);
                 // Sent under the table's lock, so a later subscribe for the name comes after.
                 let _ = self
                     .control
@@ -352,6 +452,10 @@ impl RedisEngine {
         let Some(name) = channel_name.strip_prefix(PREFIX) else {
             return;
         };
+        if let Some(change) = payload.strip_prefix(&[presence::PRESENCE]) {
+            self.presence.feed(name, change);
+            return;
+        }
         let room = self.rooms().get(name).and_then(|fed| fed.room.upgrade());
         if let Some(relayed) = payload.strip_prefix(&[RELAYED]) {
             let (origin, event) = relayed.split_at(relayed.len().min(16));
@@ -368,7 +472,8 @@ impl RedisEngine {
         room.deliver(id, json.to_owned());
     }
 
-    async fn run_post(&self, post: &Post) -> redis::RedisResult<()> {
+    /// Runs a post; a message's id once Redis has assigned it.
+    async fn run_post(&self, post: &Post) -> redis::RedisResult<Option<u64>> {
         match &post.what {
             Posted::Message {
                 before_id,
@@ -383,17 +488,18 @@ impl RedisEngine {
                     .arg(self.history)
                     .arg(channel(&post.room))
                     .invoke_async::<u64>(&mut self.conn.clone())
-                    .await?;
+                    .await
+                    .map(Some)
             }
             Posted::Relay(payload) => {
                 redis::cmd("PUBLISH")
                     .arg(channel(&post.room))
                     .arg(&payload[..])
                     .query_async::<()>(&mut self.conn.clone())
-                    .await?;
+                    .await
+                    .map(|()| None)
             }
         }
-        Ok(())
     }
 }
 
@@ -403,9 +509,13 @@ async fn run_poster(engine: Weak<RedisEngine>, mut posts: mpsc::Receiver<Post>) 
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        if let Err(error) = engine.run_post(&post).await {
-            tracing::error!(room = %post.room, %error, "redis post failed: not delivered");
-            engine.failed(&post);
+        match engine.run_post(&post).await {
+            Ok(Some(id)) => engine.posted(&post, id),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(room = %post.room, %error, "redis post failed: not delivered");
+                engine.failed(&post);
+            }
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct RoomConfig {
     pub presence_threshold: usize,
     /// At most this many names in a welcome, and in each list of a `presence` event.
     pub welcome_users: usize,
+    /// Whether the engine keeps the room's users across processes (`--redis`): then `users` is
+    /// the engine's list, changed only by what the engine announces ([`Room::remote_join`]),
+    /// and entering or leaving here announces nothing. Set by the hub from its engine.
+    pub shared_presence: bool,
 }
 
 impl From<&crate::Config> for RoomConfig {
@@ -60,6 +64,7 @@ impl From<&crate::Config> for RoomConfig {
             channel_capacity: config.channel_capacity,
             presence_threshold: config.presence_threshold,
             welcome_users: config.welcome_users,
+            shared_presence: false,
         }
     }
 }
@@ -217,7 +222,11 @@ impl Room {
         epoch: Option<Epoch>,
     ) -> Entered {
         let mut state = self.lock();
+        // Shared presence: the engine has registered this connection already and the room's
+        // list has caught up with it (see `chat::redis::presence`); nothing to count or say here.
         let (nick, first_connection) = match state.user(nick) {
+            Ok(at) if self.config.shared_presence => (Arc::clone(&state.users[at].0), false),
+            Err(_) if self.config.shared_presence => (nick.into(), false),
             Ok(at) => {
                 state.users[at].1 += 1;
                 (Arc::clone(&state.users[at].0), false)
@@ -300,7 +309,9 @@ impl Room {
         let mut state = self.lock();
         state.connections -= 1;
         let mut presence_queued = false;
-        if let Ok(at) = state.user(nick) {
+        if self.config.shared_presence {
+            // The engine announces the leave, if it was the nickname's last connection anywhere.
+        } else if let Ok(at) = state.user(nick) {
             if state.users[at].1 > 1 {
                 state.users[at].1 -= 1;
             } else {
@@ -390,6 +401,59 @@ impl Room {
         state.last_id = state.last_id.max(last_id);
     }
 
+    /// Takes the engine's list of the room's users (shared presence) before its first local
+    /// member enters: nobody here to tell.
+    pub fn load_users(&self, names: Vec<String>) {
+        let mut state = self.lock();
+        state.users = sorted_users(names);
+    }
+
+    /// Takes the engine's list of users again (after Redis lost its data, or this process was
+    /// taken for dead), announcing who arrived and who left in between. Returns whether the room
+    /// now has coalesced presence queued where it had none (the hub must schedule a flush).
+    pub fn replace_users(&self, names: Vec<String>) -> bool {
+        let mut state = self.lock();
+        let old = std::mem::replace(&mut state.users, sorted_users(names));
+        let mut queued = false;
+        let arrived: Vec<Arc<str>> = state
+            .users
+            .iter()
+            .filter(|(name, _)| old.binary_search_by(|(o, _)| o.cmp(name)).is_err())
+            .map(|(name, _)| Arc::clone(name))
+            .collect();
+        for (name, _) in &old {
+            if state.user(name).is_err() {
+                queued |= self.announce(&mut state, name, None);
+            }
+        }
+        for name in &arrived {
+            queued |= self.announce(&mut state, name, Some(None));
+        }
+        queued
+    }
+
+    /// The engine says `nick` has its first connection anywhere (shared presence): added, and
+    /// announced to the local members like a local join. Returns what [`Self::announce`] does.
+    pub fn remote_join(&self, nick: &str, info: Option<&RawValue>) -> bool {
+        let mut state = self.lock();
+        let Err(at) = state.user(nick) else {
+            return false;
+        };
+        let nick: Arc<str> = nick.into();
+        state.users.insert(at, (Arc::clone(&nick), 1));
+        self.announce(&mut state, &nick, Some(info))
+    }
+
+    /// The engine says `nick`'s last connection anywhere has gone (shared presence).
+    pub fn remote_leave(&self, nick: &str) -> bool {
+        let mut state = self.lock();
+        let Ok(at) = state.user(nick) else {
+            return false;
+        };
+        let (nick, _) = state.users.remove(at);
+        self.announce(&mut state, &nick, None)
+    }
+
     /// The room's epoch.
     pub fn epoch(&self) -> Epoch {
         self.lock().epoch
@@ -399,6 +463,16 @@ impl Room {
     /// sender told that its post failed).
     pub fn send_to(&self, conn: ConnId, frame: Bytes) {
         self.lock().send(&self.config, frame, Audience::only(conn));
+    }
+
+    /// Sends `frame` to connection `conn` alone, already in its wire's form `slot` (see
+    /// [`Encoded::for_wire`]), in its place among the room's events.
+    pub fn send_wire_to(&self, conn: ConnId, slot: usize, frame: Bytes) {
+        self.lock().send_encoded(
+            &self.config,
+            Encoded::for_wire(slot, frame),
+            Audience::only(conn),
+        );
     }
 
     /// Broadcasts an event another process relayed (`typing`), as it came.
@@ -484,6 +558,13 @@ impl Room {
     }
 }
 
+/// Names as a room's `users`, sorted and each once (the count is unused with shared presence).
+fn sorted_users(mut names: Vec<String>) -> Vec<(Arc<str>, usize)> {
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter().map(|name| (name.into(), 1)).collect()
+}
+
 impl RoomState {
     /// Where `nick` is in `users` (`Err`: where it would go).
     fn user(&self, nick: &str) -> Result<usize, usize> {
@@ -521,11 +602,16 @@ impl RoomState {
     /// finds a free slot (with `capacity >= 2`). `Sender::len` is a binary search over the ring
     /// (about a dozen uncontended slot locks at 4,096), once per event, not per delivery.
     fn send(&mut self, config: &RoomConfig, frame: Bytes, to: Audience) {
+        self.send_encoded(config, Encoded::new(frame), to);
+    }
+
+    /// [`Self::send`], for an event whose encodings are made already.
+    fn send_encoded(&mut self, config: &RoomConfig, frame: Encoded, to: Audience) {
         if self.capacity < config.channel_capacity && self.tx.len() * 2 >= self.capacity {
             self.grow(config.channel_capacity);
         }
         // An error only means nobody is listening right now; the history still has it.
-        let frame = Arc::new(Encoded::new(frame));
+        let frame = Arc::new(frame);
         let _ = self.tx.send(Event::Deliver(Delivery { frame, to }));
     }
 

@@ -67,6 +67,16 @@ impl RedisServer {
         );
     }
 
+    /// Runs one command with `redis-cli` and returns what it printed, trimmed.
+    pub fn query(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }

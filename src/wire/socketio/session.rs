@@ -5,7 +5,9 @@
 //! 1. on upgrade the server sends Engine.IO's open packet (`0{"sid",...,"pingInterval",...}`);
 //! 2. the client sends `CONNECT` for `/` or `/chat` (`40` or `40/chat,{auth}`) within
 //!    `--socketio-connect-timeout`; the server joins the room and answers `40{"sid"}` and then
-//!    the `welcome` event;
+//!    the `welcome` event (with `--redis`, once the engine has prepared the room and counted the
+//!    connection in its presence: done by a task of its own, whose result the session awaits
+//!    as it awaits room events, so a `CONNECT` is answered later but nothing else waits);
 //! 3. events both ways (`42[...]`), the server pinging (`2`) every `--socketio-ping-interval` and
 //!    ending a client that has not answered (`3`) within `--socketio-ping-timeout`.
 //!
@@ -18,17 +20,21 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::frame::{socketio_frame, socketio_welcome, Namespace};
 use super::packet::{encode, parse_engine, parse_socket, EnginePacket, Kind, Packet, PacketError};
 use crate::auth::{self, AuthError, Grant};
+use crate::chat::engine::Reply;
 use crate::chat::member::Member;
 use crate::chat::protocol::{check_text, ClientRequest, RequestError, ServerEvent};
-use crate::chat::{Delivery, Params};
+use crate::chat::redis::Unavailable;
+use crate::chat::{Delivery, Params, Reservation};
 use crate::state::{Shared, SlotGuard};
 use crate::ws::serve::{self, Data, Dropped, Session};
 use crate::ws::{close_code, encode_frame, Deflate, Ending, OpCode, Outbox, WriteStats};
@@ -154,8 +160,27 @@ struct SocketIo {
 enum State {
     /// Engine.IO is open; no namespace yet.
     Opened { connect_by: Instant },
+    /// A `CONNECT` accepted, waiting for the engine to prepare its room (`--redis`); boxed:
+    /// a moment in a connection's life, not worth its bytes in every connection.
+    Joining(Box<Joining>),
     /// In a namespace, and so in a room.
     Connected { nsp: Namespace, member: Member },
+}
+
+/// A `CONNECT` waiting for its room (see [`State::Joining`]).
+struct Joining {
+    nsp: Namespace,
+    params: Params,
+    /// The token's `info`, for the `join` event.
+    info: Option<Box<RawValue>>,
+    /// The reservation, from the task that asks the engine.
+    ready: oneshot::Receiver<Result<Reservation, Unavailable>>,
+}
+
+/// What the session waits for: its room's events, or (while joining) its room.
+enum Waited {
+    Room(Result<Delivery, RecvError>),
+    Prepared(Result<Reservation, Unavailable>),
 }
 
 /// A binary event whose attachments are still arriving. The chat has no use for binary
@@ -202,7 +227,8 @@ impl SocketIo {
         match packet {
             Packet::Connect { nsp, auth } => self.on_connect(nsp, auth, out),
             Packet::Disconnect { nsp } => {
-                if self.connected(nsp).is_some() {
+                let joining = matches!(&self.state, State::Joining(j) if j.nsp.path() == nsp);
+                if joining || self.connected(nsp).is_some() {
                     // The client left the namespace (and so the room); a client that stays on
                     // the connection must connect again in time, as after the open packet.
                     self.state = State::Opened {
@@ -312,9 +338,49 @@ impl SocketIo {
             );
         }
         let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
-        let (member, welcome) =
-            Member::join(Arc::clone(&self.shared), self.conn_id, &params, info, None);
         self.expires = grant.as_ref().map(Grant::deadline);
+        if self.shared.hub.engine().needs_prepare() {
+            // The engine's part of joining happens in a task; the session answers the
+            // `CONNECT` when it is done (`on_event`, `Waited::Prepared`).
+            let (done, ready) = oneshot::channel();
+            let hub = Arc::clone(&self.shared.hub);
+            let (room, nick, owned_info) = (
+                params.room.clone(),
+                params.nick.clone(),
+                info.map(ToOwned::to_owned),
+            );
+            self.shared.tasks.spawn(async move {
+                let reserved = hub
+                    .reserve_prepared(&room, &nick, owned_info.as_deref())
+                    .await;
+                // A session gone meanwhile drops the reservation here: its place is given back.
+                let _ = done.send(reserved);
+            });
+            self.state = State::Joining(Box::new(Joining {
+                nsp: namespace,
+                params,
+                info: info.map(ToOwned::to_owned),
+                ready,
+            }));
+            return None;
+        }
+        self.connect_member(namespace, &params, info, None, out);
+        None
+    }
+
+    /// Joins the room (held by `reserved` when the engine prepared it) and answers the
+    /// `CONNECT`: `40{"sid"}`, then the welcome.
+    fn connect_member(
+        &mut self,
+        namespace: Namespace,
+        params: &Params,
+        info: Option<&RawValue>,
+        reserved: Option<Reservation>,
+        out: &mut Outbox,
+    ) {
+        let nsp = namespace.path();
+        let (member, welcome) =
+            Member::join(Arc::clone(&self.shared), self.conn_id, params, info, reserved);
         tracing::debug!(conn = self.conn_id, nsp, room = %params.room, nick = %params.nick, "socket.io namespace connected");
         let sid = serde_json::json!({ "sid": session_id(self.conn_id ^ u64::MAX) }).to_string();
         self.send(out, Kind::Connect, nsp, None, &sid);
@@ -325,6 +391,35 @@ impl SocketIo {
             nsp: namespace,
             member,
         };
+    }
+
+    /// The engine has prepared the room of a `CONNECT` (or could not).
+    fn on_prepared(
+        &mut self,
+        reserved: Result<Reservation, Unavailable>,
+        out: &mut Outbox,
+    ) -> Option<Ending> {
+        let connect_by = Instant::now() + self.shared.config.socketio_connect_timeout;
+        let State::Joining(joining) =
+            std::mem::replace(&mut self.state, State::Opened { connect_by })
+        else {
+            return None;
+        };
+        let Joining {
+            nsp, params, info, ..
+        } = *joining;
+        match reserved {
+            Ok(reserved) => {
+                self.connect_member(nsp, &params, info.as_deref(), Some(reserved), out);
+            }
+            Err(error) => {
+                tracing::error!(room = %params.room, %error, "cannot join: engine unavailable");
+                let json = serde_json::json!({
+                    "message": "room unavailable: the server cannot reach redis"
+                });
+                self.send(out, Kind::ConnectError, nsp.path(), None, &json.to_string());
+            }
+        }
         None
     }
 
@@ -356,12 +451,21 @@ impl SocketIo {
             ClientRequest::Message(text) => check_text(text, max_text_len).map(|()| request),
             ClientRequest::Typing => Ok(request),
         });
+        // With an engine that assigns ids later (Redis), a message's ack waits for its id: the
+        // engine sends it, through the room, once Redis has answered (see `ack_reply`).
+        let later = self.shared.hub.engine().needs_prepare();
+        let deferred = match (ack, &request) {
+            (Some(id), Ok(ClientRequest::Message(_))) if later => Some(Box::new(ack_reply(nsp, id))),
+            _ => None,
+        };
         let Some((_, member)) = self.connected(nsp.path()) else {
             return;
         };
-        let outcome = request.and_then(|request| member.request(request));
+        let waits = deferred.is_some();
+        let outcome = request.and_then(|request| member.request_with_reply(request, deferred));
         let reply = match (ack, outcome) {
             (None, Ok(_)) => return,
+            (Some(_), Ok(None)) if waits => return,
             (None, Err(error)) => {
                 out.push(socketio_frame(&ServerEvent::error(error).to_frame(), nsp));
                 self.shared.metrics.socketio_encodings.inc();
@@ -402,6 +506,22 @@ impl SocketIo {
     }
 }
 
+/// The ack of message-posting event `ack` on `nsp`, for an engine that assigns the id later:
+/// `43/chat,ACK[{"id":N}]` once Redis has given the message its id, as the memory engine's
+/// immediate ack reads; `[{"error":{...}}]` with code `unavailable` if Redis refused the post.
+/// Sent through the room to the poster alone, so it may come before or after the `message`
+/// event itself (they reach this process by two connections to Redis); the id is exact either way.
+fn ack_reply(nsp: Namespace, ack: u64) -> Reply {
+    let error = RequestError::Unavailable;
+    let failed = serde_json::json!([{ "error": { "code": error.code(), "message": error.message() } }]);
+    Reply {
+        slot: nsp.form_slot(),
+        before_id: encode(Kind::Ack, nsp.path(), Some(ack), r#"[{"id":"#),
+        after_id: "}]".into(),
+        failed: encode(Kind::Ack, nsp.path(), Some(ack), &failed.to_string()),
+    }
+}
+
 /// The chat's parameters for a `CONNECT`: the upgrade's query string, overridden by the auth
 /// object's `room`, `name` and `since`, checked by the same rules as `/ws`'s query string.
 /// `token_nick`: the token's `sub` (authentication on), which replaces any `name`.
@@ -433,12 +553,18 @@ fn connect_params(
 }
 
 impl Session for SocketIo {
-    type Event = Result<Delivery, RecvError>;
+    type Event = Waited;
 
-    /// Nothing to wait for until a namespace is connected (and so a room joined).
+    /// Nothing to wait for until a namespace is connected (and so a room joined), but the room
+    /// of a `CONNECT` the engine is preparing.
     async fn next_event(&mut self) -> Self::Event {
         match &mut self.state {
-            State::Connected { member, .. } => member.recv().await,
+            State::Connected { member, .. } => Waited::Room(member.recv().await),
+            State::Joining(joining) => Waited::Prepared(
+                (&mut joining.ready)
+                    .await
+                    .unwrap_or_else(|_| Err(Unavailable("join task ended".into()))),
+            ),
             State::Opened { .. } => std::future::pending().await,
         }
     }
@@ -485,7 +611,11 @@ impl Session for SocketIo {
         }
     }
 
-    fn on_event(&mut self, first: Self::Event, out: &mut Outbox) -> Option<Ending> {
+    fn on_event(&mut self, event: Self::Event, out: &mut Outbox) -> Option<Ending> {
+        let first = match event {
+            Waited::Room(first) => first,
+            Waited::Prepared(reserved) => return self.on_prepared(reserved, out),
+        };
         let State::Connected { nsp, member } = &mut self.state else {
             return None;
         };
@@ -518,7 +648,7 @@ impl Session for SocketIo {
         let heartbeat = self.pong_by.unwrap_or(self.next_ping);
         let next = match self.state {
             State::Opened { connect_by, .. } => heartbeat.min(connect_by),
-            State::Connected { .. } => heartbeat,
+            State::Joining(_) | State::Connected { .. } => heartbeat,
         };
         Some(self.expires.map_or(next, |expires| next.min(expires)))
     }

@@ -1,0 +1,232 @@
+//! `--redis`: presence is one across processes. `join` for a nickname's first connection on any
+//! server and `leave` for its last anywhere; welcomes list the users of every server; and a server
+//! killed without cleaning up (`kill -9`) has its users leave on the others within
+//! `--presence-expiry` plus `--presence-heartbeat`, announced once however many servers reap.
+//!
+//! Each test starts its own `redis-server` (tests/common/redis.rs); without one installed they
+//! print `SKIPPED` and pass, unless `WSCHAT_REQUIRE_REDIS=1` (CI).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::binary::Binary;
+use common::redis::RedisServer;
+use common::{next_event, say, Client, TestServer, WAIT};
+use serde_json::{json, Value};
+use wschat::Config;
+
+/// Short enough that a killed server's users leave within a second or two.
+const HEARTBEAT: Duration = Duration::from_millis(200);
+const EXPIRY: Duration = Duration::from_secs(1);
+
+fn config_on(redis: &RedisServer) -> Config {
+    Config {
+        redis: Some(redis.url()),
+        presence_heartbeat: HEARTBEAT,
+        presence_expiry: EXPIRY,
+        ..Config::for_tests()
+    }
+}
+
+async fn server_on(redis: &RedisServer) -> TestServer {
+    TestServer::with_config(config_on(redis)).await
+}
+
+/// The next event that says who is here or what was said (`join`, `leave`, `presence`,
+/// `message`), skipping `typing`.
+async fn next_said(client: &mut Client) -> Value {
+    loop {
+        let event = next_event(client).await;
+        if ["join", "leave", "presence", "message"].contains(&event["type"].as_str().unwrap_or(""))
+        {
+            return event;
+        }
+    }
+}
+
+/// Asserts that `client` hears nothing about presence before `text` (posted by someone after
+/// the change that must not be announced): presence changes and messages reach every process
+/// in the order Redis published them, so an announcement would come first.
+async fn expect_silence_before(client: &mut Client, text: &str) {
+    let event = next_said(client).await;
+    assert_eq!(
+        (event["type"].as_str(), event["text"].as_str()),
+        (Some("message"), Some(text)),
+        "expected no presence event, got {event}"
+    );
+}
+
+/// Waits until Redis counts `count` connections of `nick` in `room` (0: none).
+async fn wait_for_count(redis: &RedisServer, room: &str, nick: &str, count: u64) {
+    let key = format!("wschat:room:{room}:users");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let said = redis.query(&["HGET", &key, nick]);
+        let now = said.parse::<u64>().unwrap_or(0);
+        if now == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{nick} in {room}: {now} connections, not {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_nickname_on_two_servers_joins_once_and_leaves_at_its_last_connection() {
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    let (a, b) = (server_on(&redis).await, server_on(&redis).await);
+    let (mut ann, _) = a.join("room=tabs&name=ann").await;
+    let (bob_on_b, _) = b.join("room=tabs&name=bob").await;
+    assert_eq!(next_said(&mut ann).await, json!({"type": "join", "name": "bob"}));
+
+    // Bob's second tab, on the other server: one presence, so no second `join`.
+    let (bob_on_a, welcome) = a.join("room=tabs&name=bob").await;
+    assert_eq!(welcome["users"], json!(["ann", "bob"]));
+    say(&mut ann, "after the second tab").await;
+    expect_silence_before(&mut ann, "after the second tab").await;
+
+    // His first tab closes: he is still here, on server a.
+    drop(bob_on_b);
+    wait_for_count(&redis, "tabs", "bob", 1).await;
+    say(&mut ann, "after one tab closed").await;
+    expect_silence_before(&mut ann, "after one tab closed").await;
+
+    // His last tab closes: now he leaves, once.
+    drop(bob_on_a);
+    assert_eq!(next_said(&mut ann).await, json!({"type": "leave", "name": "bob"}));
+    let (_cat, welcome) = b.join("room=tabs&name=cat").await;
+    assert_eq!((welcome["users"].clone(), welcome["count"].clone()), (json!(["ann", "cat"]), json!(2)));
+}
+
+#[tokio::test]
+async fn a_welcome_lists_the_users_of_every_server() {
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    let (a, b) = (server_on(&redis).await, server_on(&redis).await);
+    let (_ann, _) = a.join("room=everyone&name=ann").await;
+    let (_bob, _) = b.join("room=everyone&name=bob").await;
+    let (_cat, _) = a.join("room=everyone&name=cat").await;
+    let (_dan, welcome) = b.join("room=everyone&name=dan").await;
+    assert_eq!(welcome["users"], json!(["ann", "bob", "cat", "dan"]));
+    assert_eq!(welcome["count"], 4);
+    let (_eve, welcome) = a.join("room=everyone&name=eve").await;
+    assert_eq!(welcome["count"], 5);
+}
+
+#[tokio::test]
+async fn large_rooms_coalesce_presence_from_other_servers() {
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    let coalescing = Config {
+        presence_threshold: 1,
+        presence_interval: Duration::from_millis(100),
+        ..config_on(&redis)
+    };
+    let a = TestServer::with_config(coalescing.clone()).await;
+    let b = TestServer::with_config(coalescing).await;
+    let (mut ann, _) = a.join("room=big&name=ann").await;
+    let (_bob, _) = b.join("room=big&name=bob").await;
+    let (_cat, _) = b.join("room=big&name=cat").await;
+    // Over the threshold, bob's and cat's arrivals come as `presence` events, not `join`s.
+    let mut joined = Vec::new();
+    while joined.len() < 2 {
+        let event = next_said(&mut ann).await;
+        match event["type"].as_str() {
+            Some("presence") => joined.extend(
+                event["joined"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned()),
+            ),
+            Some("join") if event["name"] == "bob" => joined.push("bob".into()),
+            _ => panic!("unexpected {event}"),
+        }
+    }
+    joined.sort();
+    assert_eq!(joined, ["bob", "cat"]);
+}
+
+#[tokio::test]
+async fn a_killed_server_s_users_leave_the_others_within_the_expiry() {
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    let (a, c) = (server_on(&redis).await, server_on(&redis).await);
+    let heartbeat = format!("{}ms", HEARTBEAT.as_millis());
+    let expiry = format!("{}ms", EXPIRY.as_millis());
+    let mut doomed = Binary::start(&[
+        "--redis",
+        &redis.url(),
+        "--presence-heartbeat",
+        &heartbeat,
+        "--presence-expiry",
+        &expiry,
+    ]);
+    let (mut ann, _) = a.join("room=doomed&name=ann").await;
+    let (mut cat, _) = c.join("room=doomed&name=cat").await;
+    assert_eq!(next_said(&mut ann).await["name"], "cat");
+    let (mut carl, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?room=doomed&name=carl", doomed.addr))
+            .await
+            .expect("connect to the doomed server");
+    let welcome = next_event(&mut carl).await;
+    assert_eq!(welcome["users"], json!(["ann", "carl", "cat"]));
+    for client in [&mut ann, &mut cat] {
+        assert_eq!(next_said(client).await, json!({"type": "join", "name": "carl"}));
+    }
+
+    // SIGKILL: the server leaves nothing behind but its entries in Redis.
+    doomed.child.kill().expect("kill -9");
+    let killed = Instant::now();
+    doomed.child.wait().expect("reaped");
+    for client in [&mut ann, &mut cat] {
+        assert_eq!(next_said(client).await, json!({"type": "leave", "name": "carl"}));
+    }
+    let took = killed.elapsed();
+    // The bound is the expiry plus one heartbeat; a loaded machine gets a few seconds more.
+    assert!(
+        took < EXPIRY + HEARTBEAT + Duration::from_secs(5),
+        "carl left {took:?} after the kill"
+    );
+    // Two live servers reaped, one announced: no second `leave` before the next message.
+    say(&mut ann, "after the kill").await;
+    expect_silence_before(&mut ann, "after the kill").await;
+    expect_silence_before(&mut cat, "after the kill").await;
+    let (_dan, welcome) = a.join("room=doomed&name=dan").await;
+    assert_eq!(welcome["users"], json!(["ann", "cat", "dan"]));
+}
+
+#[tokio::test]
+async fn a_redis_that_lost_its_data_gets_the_users_back() {
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    let (a, b) = (server_on(&redis).await, server_on(&redis).await);
+    let (_ann, _) = a.join("room=amnesia&name=ann").await;
+    let (mut bob, _) = b.join("room=amnesia&name=bob").await;
+    // What a Redis restarted without persistence holds: nothing.
+    redis.command(&["FLUSHALL"]);
+    // Each server finds itself gone at its next heartbeat and registers its users again.
+    wait_for_count(&redis, "amnesia", "ann", 1).await;
+    wait_for_count(&redis, "amnesia", "bob", 1).await;
+    let (_cat, welcome) = a.join("room=amnesia&name=cat").await;
+    assert_eq!(welcome["users"], json!(["ann", "bob", "cat"]));
+    // And presence goes on: bob hears cat, announced under the fresh version count (before it,
+    // he may hear ann leave and come back: the servers re-register one after the other).
+    loop {
+        let event = next_said(&mut bob).await;
+        if event == json!({"type": "join", "name": "cat"}) {
+            break;
+        }
+        assert_eq!(event["name"], "ann", "{event}");
+    }
+}
