@@ -230,3 +230,25 @@ async fn a_redis_that_lost_its_data_gets_the_users_back() {
         assert_eq!(event["name"], "ann", "{event}");
     }
 }
+
+#[tokio::test]
+async fn a_server_stopped_gracefully_has_its_users_leave_at_once() {
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    let a = server_on(&redis).await;
+    // The default expiry (30 s) is far past any wait here: only the departure can say `leave`.
+    let mut stopping = Binary::start(&["--redis", &redis.url(), "--shutdown-grace", "200ms"]);
+    let (mut ann, _) = a.join("room=stopping&name=ann").await;
+    // Carl never reads again, so he never answers the close: his connection outlives the grace.
+    let (mut carl, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?room=stopping&name=carl", stopping.addr))
+            .await
+            .expect("connect to the stopping server");
+    next_event(&mut carl).await;
+    assert_eq!(next_said(&mut ann).await, json!({"type": "join", "name": "carl"}));
+    stopping.sigterm();
+    assert_eq!(stopping.exit_code().await, Some(0));
+    assert_eq!(next_said(&mut ann).await, json!({"type": "leave", "name": "carl"}));
+    drop(carl);
+}

@@ -303,3 +303,48 @@ async fn the_heartbeat_keeps_an_idle_client_past_ping_interval_and_timeout() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn under_redis_an_official_client_chats_with_a_native_client_on_another_server() {
+    let Some(redis) = common::redis::RedisServer::start("socketio_clients").await else {
+        return;
+    };
+    let url = redis.url();
+    each_client(|lang| {
+        let url = url.clone();
+        async move {
+            let config = Config {
+                redis: Some(url),
+                ..Config::for_tests()
+            };
+            let a = TestServer::with_config(config.clone()).await;
+            let b = TestServer::with_config(config).await;
+            let room = format!("across-{lang:?}");
+            let (mut native, _) = b.join(&format!("room={room}&name=native")).await;
+            let mut agent = Agent::start(
+                lang,
+                &a,
+                "/chat",
+                json!({"auth": {"room": room, "name": "official"}}),
+            );
+            let welcome = agent.connected().await;
+            assert_eq!(welcome["users"], json!(["native", "official"]), "{lang:?}");
+            assert_eq!(next_of_type(&mut native, "join").await["name"], "official");
+
+            // The ack waits for the id Redis assigns: the one the other server's client sees.
+            agent.emit("message", json!(["hi across"]), true).await;
+            let ack = agent.next("ack").await;
+            assert_eq!(ack["args"][0]["id"], 1, "{lang:?}: {ack}");
+            let seen = next_of_type(&mut native, "message").await;
+            assert_eq!((seen["id"].clone(), seen["from"].clone()), (json!(1), json!("official")));
+
+            say(&mut native, "and back").await;
+            let back = agent.message_from("native").await;
+            assert_eq!(back["id"], 2, "{lang:?}: one id sequence");
+
+            agent.command(json!({"disconnect": true})).await;
+            assert_eq!(next_of_type(&mut native, "leave").await["name"], "official");
+        }
+    })
+    .await;
+}

@@ -120,6 +120,14 @@ impl Engine {
         }
     }
 
+    /// The server is stopping, its connections closed: Redis takes back what this process
+    /// still counts, so its users leave the other processes now.
+    pub async fn depart(&self) {
+        if let Engine::Redis(redis) = self {
+            redis.depart().await;
+        }
+    }
+
     /// Whether rooms take their users from the engine rather than count their own.
     pub fn shares_presence(&self) -> bool {
         !matches!(self, Engine::Memory)

@@ -358,6 +358,12 @@ impl RedisEngine {
         self.presence.restore().await
     }
 
+    /// The server is stopping: its users still counted in Redis leave now (bounded by
+    /// [`LOAD_TIMEOUT`]; past it, they leave at the expiry).
+    pub async fn depart(&self) {
+        let _ = tokio::time::timeout(LOAD_TIMEOUT, self.presence.depart()).await;
+    }
+
     /// Where coalesced presence from other processes is scheduled.
     pub fn attach(&self, hub: std::sync::Weak<Hub>) {
         self.presence.attach(hub);

@@ -122,6 +122,16 @@ end
 return #dead
 ";
 
+/// Takes back every connection of this process, which is stopping. KEYS: its hash, the
+/// processes' set. ARGV: this process.
+const DEPART: &str = r"
+redis.call('ZREM', KEYS[2], ARGV[1])
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do change(entries[i], -tonumber(entries[i + 1])) end
+redis.call('DEL', KEYS[1])
+return 0
+";
+
 /// Makes Redis count exactly this process's connections. KEYS: this process's hash, the
 /// processes' set. ARGV: this process, the expiry in ms, then field and count pairs.
 const RESTORE: &str = r"
@@ -227,6 +237,8 @@ enum Op {
         nick: Box<str>,
     },
     Restore(oneshot::Sender<Result<(), String>>),
+    /// The process is stopping: take back what is left, stop beating, end.
+    Depart(oneshot::Sender<()>),
 }
 
 impl Presence {
@@ -346,6 +358,15 @@ impl Presence {
             .await
             .map_err(|_| Unavailable("presence task ended".into()))?
             .map_err(Unavailable)
+    }
+
+    /// Takes back this process's remaining connections and stops its heartbeat: for a graceful
+    /// stop, so its users leave the other processes now rather than at the expiry.
+    pub(super) async fn depart(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.ops.send(Op::Depart(done)).is_ok() {
+            let _ = finished.await;
+        }
     }
 
     /// A published change (the payload after [`PRESENCE`]) for `room`.
@@ -516,6 +537,7 @@ struct Scripts {
     heartbeat: Script,
     reap: Script,
     restore: Script,
+    depart: Script,
 }
 
 impl Scripts {
@@ -526,6 +548,7 @@ impl Scripts {
             heartbeat: Script::new(HEARTBEAT),
             reap: Script::new(&format!("{SHARED_LUA}{REAP}")),
             restore: Script::new(&format!("{SHARED_LUA}{RESTORE}")),
+            depart: Script::new(&format!("{SHARED_LUA}{DEPART}")),
         }
     }
 }
@@ -550,6 +573,11 @@ impl Task {
         loop {
             tokio::select! {
                 op = ops.recv() => match op {
+                    Some(Op::Depart(done)) => {
+                        self.depart().await;
+                        let _ = done.send(());
+                        return;
+                    }
                     Some(op) => self.run_op(op).await,
                     None => return,
                 },
@@ -577,6 +605,21 @@ impl Task {
             Op::Restore(done) => {
                 let _ = done.send(self.restore().await);
             }
+            Op::Depart(_) => unreachable!("handled by the task's loop"),
+        }
+    }
+
+    async fn depart(&mut self) {
+        let result: redis::RedisResult<()> = self
+            .scripts
+            .depart
+            .key(process_key(&self.origin))
+            .key(PROCESSES)
+            .arg(&self.origin)
+            .invoke_async(&mut self.conn)
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "redis presence: could not take this process's users back (they leave at the expiry)");
         }
     }
 
