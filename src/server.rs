@@ -130,6 +130,8 @@ impl Server {
                 "shutdown grace period over; dropping connections"
             );
         }
+        // Shared presence: whatever this process still counts leaves the others now.
+        shared.hub.engine().depart().await;
         Ok(())
     }
 }

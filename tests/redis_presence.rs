@@ -237,7 +237,7 @@ async fn a_server_stopped_gracefully_has_its_users_leave_at_once() {
         return;
     };
     let a = server_on(&redis).await;
-    // The default expiry (30 s) is far past any wait here: only the departure can say `leave`.
+    // The default expiry (30 s) is far past any wait here: the leave must come from the stop.
     let mut stopping = Binary::start(&["--redis", &redis.url(), "--shutdown-grace", "200ms"]);
     let (mut ann, _) = a.join("room=stopping&name=ann").await;
     // Carl never reads again, so he never answers the close: his connection outlives the grace.
@@ -250,5 +250,7 @@ async fn a_server_stopped_gracefully_has_its_users_leave_at_once() {
     stopping.sigterm();
     assert_eq!(stopping.exit_code().await, Some(0));
     assert_eq!(next_said(&mut ann).await, json!({"type": "leave", "name": "carl"}));
+    // And it departed: nothing of it is left for the others to reap (server a alone beats).
+    assert_eq!(redis.query(&["ZCARD", "wschat:processes"]), "1");
     drop(carl);
 }
