@@ -83,7 +83,10 @@ async fn a_nickname_on_two_servers_joins_once_and_leaves_at_its_last_connection(
     let (a, b) = (server_on(&redis).await, server_on(&redis).await);
     let (mut ann, _) = a.join("room=tabs&name=ann").await;
     let (bob_on_b, _) = b.join("room=tabs&name=bob").await;
-    assert_eq!(next_said(&mut ann).await, json!({"type": "join", "name": "bob"}));
+    assert_eq!(
+        next_said(&mut ann).await,
+        json!({"type": "join", "name": "bob"})
+    );
 
     // Bob's second tab, on the other server: one presence, so no second `join`.
     let (bob_on_a, welcome) = a.join("room=tabs&name=bob").await;
@@ -99,9 +102,15 @@ async fn a_nickname_on_two_servers_joins_once_and_leaves_at_its_last_connection(
 
     // His last tab closes: now he leaves, once.
     drop(bob_on_a);
-    assert_eq!(next_said(&mut ann).await, json!({"type": "leave", "name": "bob"}));
+    assert_eq!(
+        next_said(&mut ann).await,
+        json!({"type": "leave", "name": "bob"})
+    );
     let (_cat, welcome) = b.join("room=tabs&name=cat").await;
-    assert_eq!((welcome["users"].clone(), welcome["count"].clone()), (json!(["ann", "cat"]), json!(2)));
+    assert_eq!(
+        (welcome["users"].clone(), welcome["count"].clone()),
+        (json!(["ann", "cat"]), json!(2))
+    );
 }
 
 #[tokio::test]
@@ -181,7 +190,10 @@ async fn a_killed_server_s_users_leave_the_others_within_the_expiry() {
     let welcome = next_event(&mut carl).await;
     assert_eq!(welcome["users"], json!(["ann", "carl", "cat"]));
     for client in [&mut ann, &mut cat] {
-        assert_eq!(next_said(client).await, json!({"type": "join", "name": "carl"}));
+        assert_eq!(
+            next_said(client).await,
+            json!({"type": "join", "name": "carl"})
+        );
     }
 
     // SIGKILL: the server leaves nothing behind but its entries in Redis.
@@ -189,7 +201,10 @@ async fn a_killed_server_s_users_leave_the_others_within_the_expiry() {
     let killed = Instant::now();
     doomed.child.wait().expect("reaped");
     for client in [&mut ann, &mut cat] {
-        assert_eq!(next_said(client).await, json!({"type": "leave", "name": "carl"}));
+        assert_eq!(
+            next_said(client).await,
+            json!({"type": "leave", "name": "carl"})
+        );
     }
     let took = killed.elapsed();
     // The bound is the expiry plus one heartbeat; a loaded machine gets a few seconds more.
@@ -241,15 +256,23 @@ async fn a_server_stopped_gracefully_has_its_users_leave_at_once() {
     let mut stopping = Binary::start(&["--redis", &redis.url(), "--shutdown-grace", "200ms"]);
     let (mut ann, _) = a.join("room=stopping&name=ann").await;
     // Carl never reads again, so he never answers the close: his connection outlives the grace.
-    let (mut carl, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws?room=stopping&name=carl", stopping.addr))
-            .await
-            .expect("connect to the stopping server");
+    let (mut carl, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws?room=stopping&name=carl",
+        stopping.addr
+    ))
+    .await
+    .expect("connect to the stopping server");
     next_event(&mut carl).await;
-    assert_eq!(next_said(&mut ann).await, json!({"type": "join", "name": "carl"}));
+    assert_eq!(
+        next_said(&mut ann).await,
+        json!({"type": "join", "name": "carl"})
+    );
     stopping.sigterm();
     assert_eq!(stopping.exit_code().await, Some(0));
-    assert_eq!(next_said(&mut ann).await, json!({"type": "leave", "name": "carl"}));
+    assert_eq!(
+        next_said(&mut ann).await,
+        json!({"type": "leave", "name": "carl"})
+    );
     // And it departed: nothing of it is left for the others to reap (server a alone beats).
     assert_eq!(redis.query(&["ZCARD", "wschat:processes"]), "1");
     drop(carl);

@@ -186,7 +186,10 @@ async fn a_socket_io_client_and_a_native_client_share_a_room_across_servers() {
         tokio_tungstenite::connect_async(a.url("/socket.io/?EIO=4&transport=websocket"))
             .await
             .expect("socket.io is served under --redis");
-    assert!(sio_next(&mut sio).await.starts_with("0{"), "the open packet");
+    assert!(
+        sio_next(&mut sio).await.starts_with("0{"),
+        "the open packet"
+    );
     sio_send(&mut sio, r#"40/chat,{"room":"mixed","name":"sio"}"#).await;
     assert!(sio_next(&mut sio).await.starts_with("40/chat,{\"sid\""));
     let welcome = sio_next(&mut sio).await;
@@ -221,7 +224,10 @@ async fn a_socket_io_client_and_a_native_client_share_a_room_across_servers() {
         }
         ((), seen)
     };
-    assert_eq!((from_bob["id"].as_u64(), from_bob["from"].as_str()), (Some(2), Some("bob")));
+    assert_eq!(
+        (from_bob["id"].as_u64(), from_bob["from"].as_str()),
+        (Some(2), Some("bob"))
+    );
 
     // A post Redis refuses is acked with the error, to the poster alone.
     redis.command(&["CONFIG", "SET", "maxmemory", "1"]);

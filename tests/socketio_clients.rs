@@ -336,7 +336,10 @@ async fn under_redis_an_official_client_chats_with_a_native_client_on_another_se
             let ack = agent.next("ack").await;
             assert_eq!(ack["args"][0]["id"], 1, "{lang:?}: {ack}");
             let seen = next_of_type(&mut native, "message").await;
-            assert_eq!((seen["id"].clone(), seen["from"].clone()), (json!(1), json!("official")));
+            assert_eq!(
+                (seen["id"].clone(), seen["from"].clone()),
+                (json!(1), json!("official"))
+            );
 
             say(&mut native, "and back").await;
             let back = agent.message_from("native").await;

@@ -485,26 +485,23 @@ impl RedisEngine {
                 before_id,
                 after_id,
                 ..
-            } => {
-                self.post_script
-                    .key(key(&post.room, "id"))
-                    .key(key(&post.room, "history"))
-                    .arg(before_id)
-                    .arg(after_id)
-                    .arg(self.history)
-                    .arg(channel(&post.room))
-                    .invoke_async::<u64>(&mut self.conn.clone())
-                    .await
-                    .map(Some)
-            }
-            Posted::Relay(payload) => {
-                redis::cmd("PUBLISH")
-                    .arg(channel(&post.room))
-                    .arg(&payload[..])
-                    .query_async::<()>(&mut self.conn.clone())
-                    .await
-                    .map(|()| None)
-            }
+            } => self
+                .post_script
+                .key(key(&post.room, "id"))
+                .key(key(&post.room, "history"))
+                .arg(before_id)
+                .arg(after_id)
+                .arg(self.history)
+                .arg(channel(&post.room))
+                .invoke_async::<u64>(&mut self.conn.clone())
+                .await
+                .map(Some),
+            Posted::Relay(payload) => redis::cmd("PUBLISH")
+                .arg(channel(&post.room))
+                .arg(&payload[..])
+                .query_async::<()>(&mut self.conn.clone())
+                .await
+                .map(|()| None),
         }
     }
 }

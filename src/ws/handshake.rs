@@ -35,8 +35,6 @@ pub enum HandshakeError {
     ServerFull,
     /// The request would create a room and the server is at `--max-rooms`.
     RoomLimit,
-    /// An endpoint this server does not serve with its engine (Socket.IO with `--redis`, for now).
-    NotWithThisEngine,
     /// The rooms' engine cannot be reached (`--redis`, its connection lost).
     EngineDown,
 }
@@ -48,9 +46,7 @@ impl HandshakeError {
             NotGet => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             ForbiddenOrigin => StatusCode::FORBIDDEN,
-            ServerFull | RoomLimit | NotWithThisEngine | EngineDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ServerFull | RoomLimit | EngineDown => StatusCode::SERVICE_UNAVAILABLE,
             OldHttpVersion | NoUpgradeHeader | NoConnectionUpgrade | BadKey | BadParameter(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -70,7 +66,6 @@ impl HandshakeError {
             BadParameter(reason) => reason,
             ServerFull => "server at its connection limit",
             RoomLimit => "server at its room limit: join an existing room or try later",
-            NotWithThisEngine => "socket.io is not served with --redis yet: use /ws",
             EngineDown => "this server has lost its redis connection: try another server",
         }
     }

@@ -687,7 +687,9 @@ impl Task {
             .await;
         match missing {
             Ok(missing) if (missing == 1 && !self.registered.is_empty()) || self.dirty => {
-                tracing::warn!("redis no longer counted this process's users: registering them again");
+                tracing::warn!(
+                    "redis no longer counted this process's users: registering them again"
+                );
                 if let Err(error) = self.restore().await {
                     tracing::warn!(%error, "redis presence restore failed");
                 }
@@ -752,7 +754,12 @@ mod tests {
         assert_eq!(change.info.unwrap().get(), "{\"k\":1}");
         let change = parse_change(b"3:L:3:ann").unwrap();
         assert!(!change.join && change.info.is_none());
-        for bad in [&b"x:J:3:ann"[..], b"3:Q:3:ann", b"3:J:9:ann", b"3:L:3:annjunk"] {
+        for bad in [
+            &b"x:J:3:ann"[..],
+            b"3:Q:3:ann",
+            b"3:J:9:ann",
+            b"3:L:3:annjunk",
+        ] {
             assert!(parse_change(bad).is_none(), "{bad:?}");
         }
     }

@@ -349,3 +349,44 @@ fn presence_events_carry_at_most_the_welcome_number_of_names() {
     assert_eq!(presence["joined_count"], 50);
     assert_eq!(presence["count"], 51);
 }
+
+#[test]
+fn with_shared_presence_the_engine_says_who_is_here() {
+    let room = room(RoomConfig {
+        shared_presence: true,
+        ..RoomConfig::default()
+    });
+    // The engine's list, as read from Redis, with ann already counted there.
+    room.load_users(vec!["bob".into(), "ann".into()]);
+    let (welcome, mut ann) = enter(&room, "ann", None);
+    assert_eq!(welcome["users"], serde_json::json!(["ann", "bob"]));
+    assert_eq!(welcome["count"], 2);
+    // A second local connection of a nickname the engine knows, and its exit: nothing said.
+    let (_, _second) = enter(&room, "bob", None);
+    room.exit("bob");
+    assert!(matches!(ann.try_recv(), Err(TryRecvError::Empty)));
+    // What the engine announces is told once; a repeat of a known state is not.
+    assert!(!room.remote_join("cat", None));
+    assert!(!room.remote_join("cat", None));
+    assert_eq!(
+        next(&mut ann),
+        serde_json::json!({"type": "join", "name": "cat"})
+    );
+    assert!(!room.remote_leave("bob"));
+    assert_eq!(
+        next(&mut ann),
+        serde_json::json!({"type": "leave", "name": "bob"})
+    );
+    assert!(matches!(ann.try_recv(), Err(TryRecvError::Empty)));
+    // A list read again (Redis restored) is told as the difference.
+    room.replace_users(vec!["ann".into(), "dan".into()]);
+    assert_eq!(
+        next(&mut ann),
+        serde_json::json!({"type": "leave", "name": "cat"})
+    );
+    assert_eq!(
+        next(&mut ann),
+        serde_json::json!({"type": "join", "name": "dan"})
+    );
+    assert_eq!(room.user_count(), 2);
+}

@@ -379,8 +379,13 @@ impl SocketIo {
         out: &mut Outbox,
     ) {
         let nsp = namespace.path();
-        let (member, welcome) =
-            Member::join(Arc::clone(&self.shared), self.conn_id, params, info, reserved);
+        let (member, welcome) = Member::join(
+            Arc::clone(&self.shared),
+            self.conn_id,
+            params,
+            info,
+            reserved,
+        );
         tracing::debug!(conn = self.conn_id, nsp, room = %params.room, nick = %params.nick, "socket.io namespace connected");
         let sid = serde_json::json!({ "sid": session_id(self.conn_id ^ u64::MAX) }).to_string();
         self.send(out, Kind::Connect, nsp, None, &sid);
@@ -455,7 +460,9 @@ impl SocketIo {
         // engine sends it, through the room, once Redis has answered (see `ack_reply`).
         let later = self.shared.hub.engine().needs_prepare();
         let deferred = match (ack, &request) {
-            (Some(id), Ok(ClientRequest::Message(_))) if later => Some(Box::new(ack_reply(nsp, id))),
+            (Some(id), Ok(ClientRequest::Message(_))) if later => {
+                Some(Box::new(ack_reply(nsp, id)))
+            }
             _ => None,
         };
         let Some((_, member)) = self.connected(nsp.path()) else {
@@ -513,7 +520,8 @@ impl SocketIo {
 /// event itself (they reach this process by two connections to Redis); the id is exact either way.
 fn ack_reply(nsp: Namespace, ack: u64) -> Reply {
     let error = RequestError::Unavailable;
-    let failed = serde_json::json!([{ "error": { "code": error.code(), "message": error.message() } }]);
+    let failed =
+        serde_json::json!([{ "error": { "code": error.code(), "message": error.message() } }]);
     Reply {
         slot: nsp.form_slot(),
         before_id: encode(Kind::Ack, nsp.path(), Some(ack), r#"[{"id":"#),
