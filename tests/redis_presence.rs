@@ -280,3 +280,31 @@ async fn a_server_stopped_gracefully_has_its_users_leave_at_once() {
     assert_eq!(redis.query(&["ZCARD", "wschat:processes"]), "1");
     drop(carl);
 }
+
+#[tokio::test]
+async fn restore_presence_registers_a_server_s_users_again_at_once() {
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    // Heartbeats far apart: only the call can bring the users back within this test.
+    let slow = Config {
+        redis: Some(redis.url()),
+        presence_heartbeat: Duration::from_secs(600),
+        presence_expiry: Duration::from_secs(1200),
+        ..Config::for_tests()
+    };
+    let a = TestServer::with_config(slow).await;
+    let (_ann, _) = a.join("room=restored&name=ann").await;
+    let (_ann2, _) = a.join("room=restored&name=ann").await;
+    redis.command(&["FLUSHALL"]);
+    let wschat::chat::Engine::Redis(engine) = a.shared.hub.engine() else {
+        panic!("a redis engine");
+    };
+    // What the reconnect path calls once Redis answers again.
+    engine.restore_presence().await.expect("restored");
+    assert_eq!(
+        redis.query(&["HGET", "wschat:room:restored:users", "ann"]),
+        "2"
+    );
+    assert_eq!(redis.query(&["ZCARD", "wschat:processes"]), "1");
+}
