@@ -33,7 +33,7 @@ use redis::aio::{ConnectionManager, PubSubSink};
 use redis::Script;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
-use super::engine::Epoch;
+use super::epoch::Epoch;
 use super::protocol::{ChatMessage, RequestError, ServerEvent};
 use super::room::Room;
 
