@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use super::engine::{Engine, Epoch};
+use super::engine::Engine;
+use super::epoch::Epoch;
 use super::redis::Unavailable;
 use super::room::{Entry, Room, RoomConfig};
 
@@ -127,7 +128,12 @@ impl Hub {
             presence: Mutex::default(),
             engine,
         });
-        hub.engine.attach(Arc::downgrade(&hub));
+        let weak = Arc::downgrade(&hub);
+        hub.engine.attach(Box::new(move |room| {
+            if let Some(hub) = weak.upgrade() {
+                hub.queue_presence(room);
+            }
+        }));
         hub
     }
 

@@ -13,10 +13,10 @@ use tokio::time::Instant;
 use serde_json::value::RawValue;
 
 use super::channel::{Delivery, Encoded, Subscription};
-use super::engine::Reply;
 use super::hub::{Membership, Reservation};
 use super::params::Params;
 use super::protocol::{ClientRequest, RequestError, ServerEvent, WelcomeFrame};
+use super::reply::Reply;
 use crate::state::Shared;
 use crate::ws::{close_code, Ending, Outbox};
 

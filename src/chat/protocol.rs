@@ -207,9 +207,9 @@ pub struct Welcome<'a> {
     pub count: usize,
     /// The id of the room's latest message (0 when there has been none): a resume cursor.
     pub last_id: u64,
-    /// Which life of the room `last_id` counts in (see [`super::engine::Epoch`]): a client
+    /// Which life of the room `last_id` counts in (see [`super::epoch::Epoch`]): a client
     /// resuming sends it back as `epoch=` beside `since=`.
-    pub epoch: super::engine::Epoch,
+    pub epoch: super::epoch::Epoch,
     /// Some messages the client asked for (`since`) are no longer held, or its `epoch` is not
     /// the room's.
     pub truncated: bool,
@@ -419,7 +419,7 @@ mod tests {
             users: vec!["ann", "bob"],
             count: 2,
             last_id: 7,
-            epoch: crate::chat::engine::Epoch(1),
+            epoch: crate::chat::Epoch(1),
             truncated: false,
         }
         .to_frame(&HistoryTail::new([&*history, &*history].into_iter()));
@@ -441,7 +441,7 @@ mod tests {
             users: vec![],
             count: 1,
             last_id: 0,
-            epoch: crate::chat::engine::Epoch(1),
+            epoch: crate::chat::Epoch(1),
             truncated: false,
         }
         .to_frame(&HistoryTail::new(std::iter::empty()))
@@ -464,7 +464,7 @@ mod tests {
             users,
             count: usize::MAX,
             last_id: u64::MAX,
-            epoch: crate::chat::engine::Epoch(1),
+            epoch: crate::chat::Epoch(1),
             truncated: true,
         }
         .to_frame(&HistoryTail::from(Bytes::from(vec![
@@ -491,7 +491,7 @@ mod tests {
                 users: vec!["alice", you],
                 count: 2,
                 last_id: 7,
-                epoch: crate::chat::engine::Epoch(1),
+                epoch: crate::chat::Epoch(1),
                 truncated: false,
             }
             .to_parts(tail.clone())

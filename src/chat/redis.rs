@@ -33,14 +33,14 @@ use redis::aio::{ConnectionManager, PubSubSink};
 use redis::Script;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
-use super::engine::{Epoch, Reply};
-use super::hub::Hub;
+use super::epoch::Epoch;
 use super::protocol::{ChatMessage, RequestError, ServerEvent};
+use super::reply::Reply;
 use super::room::Room;
 
 mod presence;
 
-pub use presence::Timing;
+pub use presence::{Schedule, Timing};
 
 /// Posts a message. KEYS: id, history stream. ARGV: the message's JSON before its id and after
 /// it, the stream's length (0: keep none), the channel. Returns the id.
@@ -364,9 +364,9 @@ impl RedisEngine {
         let _ = tokio::time::timeout(LOAD_TIMEOUT, self.presence.depart()).await;
     }
 
-    /// Where coalesced presence from other processes is scheduled.
-    pub fn attach(&self, hub: std::sync::Weak<Hub>) {
-        self.presence.attach(hub);
+    /// How coalesced presence from other processes is scheduled (the hub's flushing task).
+    pub fn attach(&self, schedule: Schedule) {
+        self.presence.attach(schedule);
     }
 
     /// Subscribes to `room` and loads it, once per local room (see the module's doc).

@@ -40,8 +40,11 @@ use tokio::sync::{mpsc, oneshot, watch, OnceCell};
 use tokio::time::MissedTickBehavior;
 
 use super::{channel, key, Unavailable};
-use crate::chat::hub::Hub;
 use crate::chat::room::Room;
+
+/// Schedules the flush of a room's coalesced presence (the hub's task; see `chat::hub`): a
+/// function rather than the hub itself, so the engine need not know the hub that holds it.
+pub type Schedule = Box<dyn Fn(&Arc<Room>) + Send + Sync>;
 
 /// Functions the reaping and restoring scripts share: change a nickname's count in a room by
 /// `delta` (fields are `room:nick`), announcing a join or leave when it crosses zero; Redis's
@@ -202,8 +205,8 @@ pub(super) struct Presence {
 #[derive(Default)]
 struct Lists {
     rooms: Mutex<HashMap<Box<str>, List>>,
-    /// Where coalesced presence is scheduled (set once the hub exists).
-    hub: OnceLock<Weak<Hub>>,
+    /// How coalesced presence is scheduled (set once the hub exists).
+    schedule: OnceLock<Schedule>,
 }
 
 /// One local room's list: the room holds the names; this, how far they are up to date.
@@ -260,9 +263,9 @@ impl Presence {
         Presence { ops, lists, conn }
     }
 
-    /// Tells the lists where to schedule coalesced presence.
-    pub(super) fn attach(&self, hub: Weak<Hub>) {
-        let _ = self.lists.hub.set(hub);
+    /// Tells the lists how to schedule coalesced presence.
+    pub(super) fn attach(&self, schedule: Schedule) {
+        let _ = self.lists.schedule.set(schedule);
     }
 
     /// Loads `room`'s list once per local room (after the room is subscribed to: see the
@@ -395,8 +398,8 @@ impl Lists {
 
     /// Schedules a flush of `room`'s coalesced presence.
     fn queue(&self, room: &Arc<Room>) {
-        if let Some(hub) = self.hub.get().and_then(Weak::upgrade) {
-            hub.queue_presence(room);
+        if let Some(schedule) = self.schedule.get() {
+            schedule(room);
         }
     }
 
