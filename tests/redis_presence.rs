@@ -308,3 +308,33 @@ async fn restore_presence_registers_a_server_s_users_again_at_once() {
     );
     assert_eq!(redis.query(&["ZCARD", "wschat:processes"]), "1");
 }
+
+#[tokio::test]
+async fn a_token_s_info_travels_with_the_join_to_the_other_server() {
+    use wschat::auth::mint::{claims, sign_hs256};
+    let Some(redis) = RedisServer::start("redis_presence").await else {
+        return;
+    };
+    const SECRET: &str = "a test secret of thirty-two bytes!";
+    let with_auth = Config {
+        auth_secret: Some(SECRET.parse().unwrap()),
+        ..config_on(&redis)
+    };
+    let a = TestServer::with_config(with_auth.clone()).await;
+    let b = TestServer::with_config(with_auth).await;
+    let hour = Duration::from_secs(3600);
+    let gina = sign_hs256(SECRET.as_bytes(), &claims("gina", &["lobby"], hour));
+    let (mut gina, _) = a.join(&format!("token={gina}")).await;
+    let mut hal = claims("hal", &["lobby"], hour);
+    hal.info = Some(
+        serde_json::value::RawValue::from_string(r#"{"display":"Hal: 9000 \"x\""}"#.into())
+            .unwrap(),
+    );
+    let hal = sign_hs256(SECRET.as_bytes(), &hal);
+    let (_hal, _) = b.join(&format!("token={hal}")).await;
+    let event = next_said(&mut gina).await;
+    assert_eq!(
+        event,
+        json!({"type": "join", "name": "hal", "info": {"display": "Hal: 9000 \"x\""}})
+    );
+}

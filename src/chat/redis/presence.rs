@@ -305,8 +305,8 @@ impl Presence {
             .map(|_| ())
     }
 
-    /// Registers one connection of `nick` in `room`, then waits until this process's list holds
-    /// the change. Registered (`Ok`) means [`Self::leave`] is owed, even if the wait then fails.
+    /// Registers one connection of `nick` in `room`; returns the room's presence version after
+    /// it, for [`Self::caught_up`]. `Ok` (registered) means [`Self::leave`] is owed.
     pub(super) async fn join(
         &self,
         room: &Room,
