@@ -429,20 +429,44 @@ impl Lists {
     }
 
     /// The list of `room` read again (restore): replaces the room's, announcing the difference.
-    fn reloaded(&self, room_name: &str, version: u64, names: Vec<String>) {
-        let rooms = self.lock();
-        let Some(list) = rooms.get(room_name) else {
+    /// Starts reading `room_name`'s list again (restore): announcements wait from now, as
+    /// during a first load. `false` if the room is not loaded (a first load in progress reads
+    /// the list as it is now anyway).
+    fn reloading(&self, room_name: &str) -> bool {
+        let mut rooms = self.lock();
+        match rooms.get_mut(room_name) {
+            Some(list) if list.loaded.initialized() && list.early.is_none() => {
+                list.early = Some(Vec::new());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The list of `room_name` read again (`None`: the read failed): replaces the room's,
+    /// announcing the difference, then what arrived meanwhile on top, as [`Self::loaded`] does.
+    /// The version read is taken even if lower than the one held: a Redis that lost its data
+    /// counts from 0 again, and every announcement since the read is newer than it.
+    fn reloaded(&self, room_name: &str, read: Option<(u64, Vec<String>)>) {
+        let mut rooms = self.lock();
+        let Some(list) = rooms.get_mut(room_name) else {
             return;
         };
+        let early = list.early.take().unwrap_or_default();
         let Some(room) = list.room.upgrade() else {
             return;
         };
-        if list.early.is_some() {
-            return; // Still being loaded: that load reads the list as it is now.
+        let (mut held, mut queued) = match read {
+            Some((version, names)) => (version, room.replace_users(names)),
+            None => (*list.version.borrow(), false),
+        };
+        for change in early {
+            if change.version > held {
+                held = change.version;
+                queued |= apply_to(&room, &change);
+            }
         }
-        let queued = room.replace_users(names);
-        // Unconditionally: a Redis that lost its data counts versions from 0 again.
-        list.version.send_replace(version);
+        list.version.send_replace(held);
         drop(rooms);
         if queued {
             self.queue(&room);
@@ -733,13 +757,18 @@ impl Task {
             .map_err(|e| e.to_string())?;
         self.dirty = false;
         let rooms: Vec<Box<str>> = self.lists.lock().keys().cloned().collect();
+        let mut failed = None;
         for room in rooms {
-            let (version, names) = read_list(&mut self.conn, &room)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.lists.reloaded(&room, version, names);
+            if !self.lists.reloading(&room) {
+                continue;
+            }
+            let read = read_list(&mut self.conn, &room).await;
+            if let Err(error) = &read {
+                failed = Some(error.to_string());
+            }
+            self.lists.reloaded(&room, read.ok());
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 
