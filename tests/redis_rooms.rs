@@ -285,9 +285,14 @@ async fn a_lost_redis_is_said_on_healthz_and_to_new_clients() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    match tokio_tungstenite::connect_async(server.url("/ws?room=down&name=bob")).await {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
-        other => panic!("expected a 503, got {other:?}"),
+    for path in [
+        "/ws?room=down&name=bob",
+        "/socket.io/?EIO=4&transport=websocket",
+    ] {
+        match tokio_tungstenite::connect_async(server.url(path)).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+            other => panic!("{path}: expected a 503, got {other:?}"),
+        }
     }
 }
 
@@ -347,4 +352,38 @@ async fn a_post_redis_refuses_is_answered_to_its_sender_alone() {
         (Some(1), Some("delivered")),
         "{event}"
     );
+}
+
+#[tokio::test]
+async fn a_socket_io_connect_redis_cannot_serve_is_a_connect_error() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let server = server_on(&redis).await;
+    // Out of memory, Redis refuses the scripts that load the room and count the joiner.
+    redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
+    let (mut sio, _) =
+        tokio_tungstenite::connect_async(server.url("/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .expect("upgraded");
+    assert!(
+        sio_next(&mut sio).await.starts_with("0{"),
+        "the open packet"
+    );
+    sio_send(&mut sio, r#"40/chat,{"room":"refused","name":"sio"}"#).await;
+    let answer = sio_next(&mut sio).await;
+    let error: Value = serde_json::from_str(
+        answer
+            .strip_prefix("44/chat,")
+            .unwrap_or_else(|| panic!("a connect_error, got {answer}")),
+    )
+    .unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("redis"),
+        "{error}"
+    );
+    // Redis serves again: the same connection may connect now.
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    sio_send(&mut sio, r#"40/chat,{"room":"refused","name":"sio"}"#).await;
+    assert!(sio_next(&mut sio).await.starts_with("40/chat,"));
 }
