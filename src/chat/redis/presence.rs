@@ -328,12 +328,14 @@ impl Presence {
             .map_err(Unavailable)
     }
 
-    /// Waits until `room`'s list holds version `version` (or `room` is no longer loaded).
+    /// Waits until `room`'s list holds version `version` (or `room` is no longer the one
+    /// loaded under its name).
     pub(super) async fn caught_up(&self, room: &Room, version: u64) {
         let watching = self
             .lists
             .lock()
             .get(room.name())
+            .filter(|list| std::ptr::eq(Weak::as_ptr(&list.room), room))
             .map(|list| list.version.subscribe());
         if let Some(mut watching) = watching {
             let _ = watching.wait_for(|held| *held >= version).await;
