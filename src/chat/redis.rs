@@ -19,23 +19,29 @@
 //! first, then read the epoch, last id and stream tail in one script ([`LOAD`]), and merge
 //! whatever arrived in between by id, so no message is missed or repeated.
 //!
-//! Not yet here (README, "Running more than one server", lists them): presence and typing across
-//! processes, reconnecting the subscription after Redis restarts, and telling a sender when its
-//! post failed.
+//! Faults ([`subscriber`] keeps the pub/sub connection): when it is lost, the process says so on
+//! `/healthz` and turns new members away until it has reconnected, resubscribed and backfilled
+//! every room it feeds from the room's stream ([`BACKFILL`], [`Room::backfill`]): the gap
+//! delivered in order, or `lagged` for what the stream no longer holds, or `truncated` with the
+//! new epoch when Redis lost the room. A post that fails is answered to its sender alone.
+//! Commands go over a [`ConnectionManager`], which reconnects by itself.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink};
+use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::engine::Epoch;
 use super::protocol::{ChatMessage, RequestError, ServerEvent};
 use super::room::Room;
+use crate::metrics::RedisMetrics;
+use subscriber::Control;
+
+mod subscriber;
 
 /// Posts a message. KEYS: id, history stream. ARGV: the message's JSON before its id and after
 /// it, the stream's length (0: keep none), the channel. Returns the id.
@@ -64,6 +70,24 @@ if tonumber(ARGV[2]) > 0 then
   tail = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[2])
 end
 return {epoch, last, tail}
+";
+
+/// Brings a room back after the pub/sub connection was lost. KEYS: id, history stream, epoch.
+/// ARGV: a fresh epoch (kept only if the room has none: Redis lost it), the local room's epoch,
+/// its last id, how many messages to read. Returns the epoch, the last id and, newest first, at
+/// most that many messages after the local last id (after 0 if the epoch is not the local one:
+/// every message of the new life is new to the members).
+const BACKFILL: &str = r"
+redis.call('SET', KEYS[3], ARGV[1], 'NX')
+local epoch = redis.call('GET', KEYS[3])
+local last = redis.call('GET', KEYS[1]) or '0'
+local after = ARGV[3]
+if epoch ~= ARGV[2] then after = '0' end
+local gap = {}
+if tonumber(ARGV[4]) > 0 then
+  gap = redis.call('XREVRANGE', KEYS[2], '+', '(' .. after .. '-0', 'COUNT', ARGV[4])
+end
+return {epoch, last, gap}
 ";
 
 /// Longest wait for Redis when a room is loaded: past it the joiner is turned away rather than
@@ -102,13 +126,17 @@ pub struct RedisEngine {
     history: usize,
     post_script: Script,
     load_script: Script,
+    backfill_script: Script,
     /// This process, among those on the same Redis: what it marks the events it relays with,
     /// so it can skip them when they come back.
     origin: Epoch,
-    /// Set when the pub/sub connection is lost: from then on this process no longer hears
-    /// other processes' messages, so it says so on `/healthz` and turns new members away
-    /// (until reconnecting is built, a restart is the cure).
-    deaf: AtomicBool,
+    /// Whether the pub/sub connection is up and every fed room caught up: while not, this
+    /// process does not hear the other processes, so it says so on `/healthz` and turns new
+    /// members away. Cleared when the connection is lost, set again by the subscriber once it
+    /// has resubscribed and backfilled.
+    up: AtomicBool,
+    /// Round trips, reconnections, backfilled messages and failed posts (`/metrics`).
+    metrics: RedisMetrics,
 }
 
 /// A local room fed by the subscription, and whether it has been loaded.
@@ -139,11 +167,6 @@ enum Posted {
 /// confused.
 const RELAYED: u8 = b'R';
 
-enum Control {
-    Subscribe(String, oneshot::Sender<Result<(), String>>),
-    Unsubscribe(String),
-}
-
 impl RedisEngine {
     /// Connects (one command connection, one pub/sub connection) and starts the poster and
     /// subscriber tasks. Fails if Redis cannot be reached now.
@@ -152,11 +175,10 @@ impl RedisEngine {
         let conn = ConnectionManager::new(client.clone())
             .await
             .map_err(|e| format!("--redis {url}: cannot connect: {e}"))?;
-        let (sink, mut stream) = client
+        let pubsub = client
             .get_async_pubsub()
             .await
-            .map_err(|e| format!("--redis {url}: cannot open pub/sub: {e}"))?
-            .split();
+            .map_err(|e| format!("--redis {url}: cannot open pub/sub: {e}"))?;
         let (posts, post_rx) = mpsc::channel(POST_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(RedisEngine {
@@ -167,33 +189,34 @@ impl RedisEngine {
             history,
             post_script: Script::new(POST),
             load_script: Script::new(LOAD),
-            deaf: AtomicBool::new(false),
+            backfill_script: Script::new(BACKFILL),
+            up: AtomicBool::new(true),
+            metrics: RedisMetrics::new(),
             origin: Epoch::random(),
         });
         tokio::spawn(run_poster(Arc::downgrade(&engine), post_rx));
-        tokio::spawn(run_control(sink, control_rx));
-        let weak = Arc::downgrade(&engine);
-        tokio::spawn(async move {
-            while let Some(msg) = stream.next().await {
-                let Some(engine) = weak.upgrade() else { return };
-                engine.feed(msg.get_channel_name(), msg.get_payload_bytes());
-            }
-            if let Some(engine) = weak.upgrade() {
-                // Reconnecting and backfilling is the next slice of this engine.
-                engine.deaf.store(true, Ordering::Relaxed);
-                tracing::error!(
-                    "redis pub/sub connection lost: messages posted on other processes no longer \
-                     reach this one's members"
-                );
-            }
-        });
+        tokio::spawn(subscriber::run(
+            client,
+            pubsub,
+            Arc::downgrade(&engine),
+            control_rx,
+        ));
         tracing::info!(url, "rooms shared through redis");
         Ok(engine)
     }
 
-    /// Whether this process still hears the rooms it serves.
+    /// Whether this process hears the rooms it serves (see [`RedisEngine::up`]).
     pub fn healthy(&self) -> bool {
-        !self.deaf.load(Ordering::Relaxed)
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
+
+    /// Its figures, for `/metrics` to show.
+    pub fn metrics(&self) -> &RedisMetrics {
+        &self.metrics
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Fed>> {
@@ -243,6 +266,7 @@ impl RedisEngine {
                 }
             };
             tracing::error!(room = %post.room, "redis post queue full: event dropped");
+            self.metrics.post_failures.inc();
             RequestError::Unavailable
         })
     }
@@ -307,6 +331,7 @@ impl RedisEngine {
     /// Reads the room's epoch, last id and history into the local room.
     async fn load(&self, room: &Room) -> Result<(), Unavailable> {
         let name = room.name();
+        let started = Instant::now();
         let (epoch, last_id, tail): (String, u64, Vec<(String, Vec<String>)>) = self
             .load_script
             .key(key(name, "id"))
@@ -317,20 +342,69 @@ impl RedisEngine {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| Unavailable(e.to_string()))?;
-        let epoch = Epoch::parse(&epoch).ok_or_else(|| {
-            Unavailable(format!("room {name}: stored epoch {epoch:?} is not ours"))
-        })?;
-        let history = tail
-            .into_iter()
-            .rev()
-            .filter_map(|(stream_id, fields)| {
-                let id = stream_id.split('-').next()?.parse().ok()?;
-                let json = fields.into_iter().nth(1)?;
-                Some((id, json))
-            })
-            .collect();
-        room.load(epoch, last_id, history);
+        self.metrics.load.observe(started.elapsed().as_secs_f64());
+        let epoch = parse_epoch(name, &epoch)?;
+        room.load(epoch, last_id, oldest_first(tail));
         Ok(())
+    }
+
+    /// Called by the subscriber after it reconnected and resubscribed every fed room, before it
+    /// reads any message of the new subscription: brings every loaded room up to date (see
+    /// [`Self::backfill`]). An error means Redis failed again: the subscriber starts over.
+    ///
+    /// This is the place for whatever else must be redone on a new connection (presence
+    /// registers its members here).
+    pub(super) async fn reconnected(&self) -> Result<(), Unavailable> {
+        self.backfill_all().await
+    }
+
+    /// Backfills every loaded room this process feeds, one after another.
+    async fn backfill_all(&self) -> Result<(), Unavailable> {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms()
+            .values()
+            // A room still loading reads Redis itself, after its subscription: nothing to do.
+            .filter(|fed| fed.loaded.initialized())
+            .filter_map(|fed| fed.room.upgrade())
+            .collect();
+        for room in rooms {
+            self.backfill(&room).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads what `room` missed while this process was not subscribed ([`BACKFILL`]) and
+    /// delivers it to the members as if live ([`Room::backfill`]).
+    async fn backfill(&self, room: &Room) -> Result<(), Unavailable> {
+        let name = room.name();
+        let (local_epoch, local_last) = room.cursor();
+        let started = Instant::now();
+        let (epoch, last_id, gap): (String, u64, Vec<(String, Vec<String>)>) = self
+            .backfill_script
+            .key(key(name, "id"))
+            .key(key(name, "history"))
+            .key(key(name, "epoch"))
+            .arg(Epoch::random().to_string())
+            .arg(local_epoch.to_string())
+            .arg(local_last)
+            .arg(self.history)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        self.metrics.backfill.observe(started.elapsed().as_secs_f64());
+        let epoch = parse_epoch(name, &epoch)?;
+        let caught_up = room.backfill(epoch, last_id, oldest_first(gap));
+        self.metrics.backfilled.inc_by(caught_up.delivered as u64);
+        if caught_up.new_life || caught_up.missed > 0 {
+            tracing::warn!(room = %name, new_life = caught_up.new_life, missed = caught_up.missed,
+                "redis backfill: members told what they missed");
+        }
+        Ok(())
+    }
+
+    /// The channels of every room this process feeds: what a new pub/sub connection subscribes.
+    fn fed_channels(&self) -> Vec<String> {
+        self.rooms().keys().map(|name| channel(name)).collect()
     }
 
     /// `room` left the hub: stop feeding it, unless a newer room of that name took its place.
@@ -369,6 +443,7 @@ impl RedisEngine {
     }
 
     async fn run_post(&self, post: &Post) -> redis::RedisResult<()> {
+        let started = Instant::now();
         match &post.what {
             Posted::Message {
                 before_id,
@@ -384,6 +459,7 @@ impl RedisEngine {
                     .arg(channel(&post.room))
                     .invoke_async::<u64>(&mut self.conn.clone())
                     .await?;
+                self.metrics.post.observe(started.elapsed().as_secs_f64());
             }
             Posted::Relay(payload) => {
                 redis::cmd("PUBLISH")
@@ -391,6 +467,7 @@ impl RedisEngine {
                     .arg(&payload[..])
                     .query_async::<()>(&mut self.conn.clone())
                     .await?;
+                self.metrics.publish.observe(started.elapsed().as_secs_f64());
             }
         }
         Ok(())
@@ -405,26 +482,30 @@ async fn run_poster(engine: Weak<RedisEngine>, mut posts: mpsc::Receiver<Post>) 
         };
         if let Err(error) = engine.run_post(&post).await {
             tracing::error!(room = %post.room, %error, "redis post failed: not delivered");
+            engine.metrics.post_failures.inc();
             engine.failed(&post);
         }
     }
 }
 
-/// Subscribes and unsubscribes in the order asked, on the pub/sub connection.
-async fn run_control(mut sink: PubSubSink, mut control: mpsc::UnboundedReceiver<Control>) {
-    while let Some(command) = control.recv().await {
-        match command {
-            Control::Subscribe(channel, done) => {
-                let result = sink.subscribe(&channel).await.map_err(|e| e.to_string());
-                let _ = done.send(result);
-            }
-            Control::Unsubscribe(channel) => {
-                if let Err(error) = sink.unsubscribe(&channel).await {
-                    tracing::warn!(%channel, %error, "redis unsubscribe failed");
-                }
-            }
-        }
-    }
+/// An epoch as Redis holds it; anything else was not written by wschat.
+fn parse_epoch(room: &str, stored: &str) -> Result<Epoch, Unavailable> {
+    Epoch::parse(stored)
+        .ok_or_else(|| Unavailable(format!("room {room}: stored epoch {stored:?} is not ours")))
+}
+
+/// Stream entries as `XREVRANGE` gives them (newest first, `<id>-0` and `["json", JSON]`), as
+/// `(id, JSON)` oldest first.
+fn oldest_first(entries: Vec<(String, Vec<String>)>) -> Vec<(u64, String)> {
+    entries
+        .into_iter()
+        .rev()
+        .filter_map(|(stream_id, fields)| {
+            let id = stream_id.split('-').next()?.parse().ok()?;
+            let json = fields.into_iter().nth(1)?;
+            Some((id, json))
+        })
+        .collect()
 }
 
 fn key(room: &str, what: &str) -> String {
