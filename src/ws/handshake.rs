@@ -37,8 +37,12 @@ pub enum HandshakeError {
     RoomLimit,
     /// An endpoint this server does not serve with its engine (Socket.IO with `--redis`, for now).
     NotWithThisEngine,
-    /// The rooms' engine cannot be reached (`--redis`, its connection lost).
+    /// The rooms' engine cannot be reached (`--redis`: its pub/sub connection is lost, and the
+    /// server is reconnecting).
     EngineDown,
+    /// The engine did not load the room in time (`--redis`): refused before the upgrade rather
+    /// than upgraded and closed at once.
+    RoomUnavailable,
 }
 
 impl HandshakeError {
@@ -48,7 +52,7 @@ impl HandshakeError {
             NotGet => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             ForbiddenOrigin => StatusCode::FORBIDDEN,
-            ServerFull | RoomLimit | NotWithThisEngine | EngineDown => {
+            ServerFull | RoomLimit | NotWithThisEngine | EngineDown | RoomUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             OldHttpVersion | NoUpgradeHeader | NoConnectionUpgrade | BadKey | BadParameter(_) => {
@@ -71,7 +75,8 @@ impl HandshakeError {
             ServerFull => "server at its connection limit",
             RoomLimit => "server at its room limit: join an existing room or try later",
             NotWithThisEngine => "socket.io is not served with --redis yet: use /ws",
-            EngineDown => "this server has lost its redis connection: try another server",
+            EngineDown => "this server cannot reach redis (reconnecting): try again or another server",
+            RoomUnavailable => "the room could not be loaded from redis: try again",
         }
     }
 }
