@@ -355,7 +355,10 @@ mod tests {
         assert!(text.contains("wschat_deliveries_total 3"));
         assert!(text.contains("wschat_close_codes_sent_total{code=\"1009\"} 1"));
         assert!(text.contains("wschat_close_codes_sent_total{code=\"other\"} 300"));
-        assert!(!text.contains("wschat_redis"), "no redis series without redis");
+        assert!(
+            !text.contains("wschat_redis"),
+            "no redis series without redis"
+        );
     }
 
     #[test]

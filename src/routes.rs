@@ -247,24 +247,22 @@ async fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -
         // life of the connection, and this task is most of what an idle connection costs.
         let tasks = shared.tasks.clone();
         match endpoint {
-            Endpoint::Chat(params, grant) => {
-                spawn_session(
-                    &tasks,
-                    chat::session::run(
-                        stream,
-                        already_read,
-                        chat::session::Joining {
-                            params,
-                            grant,
-                            reserved,
-                        },
-                        slot,
-                        shared,
-                        deflate,
-                    ),
-                    span,
-                )
-            }
+            Endpoint::Chat(params, grant) => spawn_session(
+                &tasks,
+                chat::session::run(
+                    stream,
+                    already_read,
+                    chat::session::Joining {
+                        params,
+                        grant,
+                        reserved,
+                    },
+                    slot,
+                    shared,
+                    deflate,
+                ),
+                span,
+            ),
             Endpoint::Echo => spawn_session(
                 &tasks,
                 echo::run(stream, already_read, slot, shared, deflate),

@@ -207,7 +207,11 @@ async fn a_redis_restarted_without_its_data_is_told_as_a_new_life_of_the_room() 
     let new_epoch = told["epoch"].as_str().expect("the new epoch").to_owned();
     assert_ne!(new_epoch, old_epoch);
     let told_bob = next_of_type(&mut bob, "truncated").await;
-    assert_eq!(told_bob["epoch"], new_epoch.as_str(), "one new life on both");
+    assert_eq!(
+        told_bob["epoch"],
+        new_epoch.as_str(),
+        "one new life on both"
+    );
     wait_for_health(&b, 200).await;
 
     say(&mut bob, "again").await;
@@ -219,4 +223,23 @@ async fn a_redis_restarted_without_its_data_is_told_as_a_new_life_of_the_room() 
     assert_eq!(resumed["truncated"], true);
     assert_eq!(resumed["epoch"], new_epoch.as_str());
     assert_eq!(resumed["last_id"], 1);
+}
+
+#[tokio::test]
+async fn a_room_redis_cannot_load_is_refused_before_the_upgrade() {
+    let Some(redis) = RedisServer::start("redis_faults").await else {
+        return;
+    };
+    let server = server_on(redis.url()).await;
+    // Out of memory, Redis refuses the load's write (the room's epoch) while pub/sub works.
+    redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
+    let (status, reason) = refusal(&server, "room=full&name=ann").await;
+    assert_eq!(status, 503);
+    assert!(reason.contains("could not be loaded"), "{reason}");
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    let (_ann, welcome) = server.join("room=full&name=ann").await;
+    assert_eq!(
+        welcome["last_id"], 0,
+        "loaded once redis takes writes again"
+    );
 }

@@ -419,7 +419,8 @@ mod tests {
         assert_eq!(
             ServerEvent::Truncated {
                 epoch: super::super::engine::Epoch(0xab)
-            }.to_json(),
+            }
+            .to_json(),
             r#"{"type":"truncated","epoch":"00000000000000ab"}"#
         );
         assert_eq!(

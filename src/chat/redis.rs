@@ -355,6 +355,13 @@ impl RedisEngine {
     /// This is the place for whatever else must be redone on a new connection (presence
     /// registers its members here).
     pub(super) async fn reconnected(&self) -> Result<(), Unavailable> {
+        // The command connection first: after a restart its old socket is dead, and the
+        // manager replaces it only once a command has failed on it. Better this `PING` than a
+        // member's post or a joiner's load.
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
         self.backfill_all().await
     }
 
@@ -391,7 +398,9 @@ impl RedisEngine {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| Unavailable(e.to_string()))?;
-        self.metrics.backfill.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .backfill
+            .observe(started.elapsed().as_secs_f64());
         let epoch = parse_epoch(name, &epoch)?;
         let caught_up = room.backfill(epoch, last_id, oldest_first(gap));
         self.metrics.backfilled.inc_by(caught_up.delivered as u64);
@@ -467,7 +476,9 @@ impl RedisEngine {
                     .arg(&payload[..])
                     .query_async::<()>(&mut self.conn.clone())
                     .await?;
-                self.metrics.publish.observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .publish
+                    .observe(started.elapsed().as_secs_f64());
             }
         }
         Ok(())

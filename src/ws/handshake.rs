@@ -75,7 +75,9 @@ impl HandshakeError {
             ServerFull => "server at its connection limit",
             RoomLimit => "server at its room limit: join an existing room or try later",
             NotWithThisEngine => "socket.io is not served with --redis yet: use /ws",
-            EngineDown => "this server cannot reach redis (reconnecting): try again or another server",
+            EngineDown => {
+                "this server cannot reach redis (reconnecting): try again or another server"
+            }
             RoomUnavailable => "the room could not be loaded from redis: try again",
         }
     }

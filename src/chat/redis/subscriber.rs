@@ -206,7 +206,10 @@ mod tests {
         let mut ceiling = FIRST_DELAY;
         for _ in 0..12 {
             let delay = backoff.next_delay();
-            assert!(delay <= ceiling && delay >= ceiling / 2, "{delay:?} {ceiling:?}");
+            assert!(
+                delay <= ceiling && delay >= ceiling / 2,
+                "{delay:?} {ceiling:?}"
+            );
             ceiling = (ceiling * 2).min(LONGEST_DELAY);
         }
         assert!(backoff.next_delay() >= LONGEST_DELAY / 2);

@@ -369,7 +369,10 @@ fn events(rx: &mut Subscription) -> Vec<(String, u64)> {
         .map(|delivery| {
             let event = json(delivery.frame.plain());
             let number = event["id"].as_u64().or(event["missed"].as_u64());
-            (event["type"].as_str().unwrap().to_owned(), number.unwrap_or(0))
+            (
+                event["type"].as_str().unwrap().to_owned(),
+                number.unwrap_or(0),
+            )
         })
         .collect()
 }
@@ -396,7 +399,11 @@ fn a_backfill_delivers_the_gap_in_order_once() {
     assert_eq!(events(&mut rx), [message(3), message(4), message(5)]);
     room.deliver(5, engine_message(5).1);
     room.deliver(6, engine_message(6).1);
-    assert_eq!(events(&mut rx), [message(6)], "live after the gap, no repeat");
+    assert_eq!(
+        events(&mut rx),
+        [message(6)],
+        "live after the gap, no repeat"
+    );
 }
 
 #[test]
