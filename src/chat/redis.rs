@@ -27,7 +27,7 @@
 //! Commands go over a [`ConnectionManager`], which reconnects by itself.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -135,6 +135,8 @@ pub struct RedisEngine {
     /// members away. Cleared when the connection is lost, set again by the subscriber once it
     /// has resubscribed and backfilled.
     up: AtomicBool,
+    /// Times the pub/sub connection was lost (see [`Self::losses`]).
+    losses: AtomicU64,
     /// Round trips, reconnections, backfilled messages and failed posts (`/metrics`).
     metrics: RedisMetrics,
 }
@@ -191,6 +193,7 @@ impl RedisEngine {
             load_script: Script::new(LOAD),
             backfill_script: Script::new(BACKFILL),
             up: AtomicBool::new(true),
+            losses: AtomicU64::new(0),
             metrics: RedisMetrics::new(),
             origin: Epoch::random(),
         });
@@ -210,8 +213,17 @@ impl RedisEngine {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// Marks the pub/sub connection up, or lost (which starts a new [`Self::losses`]).
     fn set_up(&self, up: bool) {
+        if !up {
+            self.losses.fetch_add(1, Ordering::Relaxed);
+        }
         self.up.store(up, Ordering::Relaxed);
+    }
+
+    /// How many times the pub/sub connection was lost so far: which connection is current.
+    fn losses(&self) -> u64 {
+        self.losses.load(Ordering::Relaxed)
     }
 
     /// Its figures, for `/metrics` to show.
@@ -316,11 +328,19 @@ impl RedisEngine {
             self.control
                 .send(Control::Subscribe(channel(room.name()), done))
                 .map_err(|_| Unavailable("subscriber task ended".into()))?;
-            subscribed
+            let heard_since = subscribed
                 .await
                 .map_err(|_| Unavailable("subscriber task ended".into()))?
                 .map_err(Unavailable)?;
-            self.load(room).await
+            self.load(room).await?;
+            // A load is whole only if the subscription it follows lasted until it was read: if
+            // the connection was lost meanwhile, what was posted between the loss and the new
+            // subscription is in neither (and the reconnection's backfill skipped this room, as
+            // it was still loading). Refused, so the next joiner subscribes and loads afresh.
+            if self.losses() != heard_since {
+                return Err(Unavailable("pub/sub connection lost while loading".into()));
+            }
+            Ok(())
         });
         match tokio::time::timeout(LOAD_TIMEOUT, load).await {
             Ok(result) => result.map(|_| ()),

@@ -25,9 +25,10 @@ use super::RedisEngine;
 
 /// What the engine asks of the subscriber, in the order it decided it.
 pub(super) enum Control {
-    /// Subscribe to a channel; answered when Redis has confirmed (or at once, with the reason,
-    /// while the connection is down).
-    Subscribe(String, oneshot::Sender<Result<(), String>>),
+    /// Subscribe to a channel; answered when Redis has confirmed, with the engine's count of
+    /// lost connections then (which connection the subscription is on), or at once, with the
+    /// reason, while the connection is down.
+    Subscribe(String, oneshot::Sender<Result<u64, String>>),
     Unsubscribe(String),
 }
 
@@ -134,8 +135,9 @@ async fn serve(
             }
             command = control.recv() => match command {
                 Some(Control::Subscribe(channel, done)) => {
+                    let Some(engine) = engine.upgrade() else { return false };
                     let result = sink.subscribe(&channel).await.map_err(|e| e.to_string());
-                    let _ = done.send(result);
+                    let _ = done.send(result.map(|()| engine.losses()));
                 }
                 Some(Control::Unsubscribe(channel)) => {
                     if let Err(error) = sink.unsubscribe(&channel).await {
