@@ -246,9 +246,10 @@ impl Metrics {
 /// observation is then two atomic additions, with no label lookup.
 pub struct RedisMetrics {
     round_trips: HistogramVec,
-    /// The post script (id, stream, publish): one per message.
+    /// A pipeline of posts (each the post script: id, stream, publish): one per message at low
+    /// rates, one per batch of waiting messages under load.
     pub post: Histogram,
-    /// A relayed event's `PUBLISH` (`typing`).
+    /// A pipeline of relayed events' `PUBLISH` alone (`typing`).
     pub publish: Histogram,
     /// A room's load for its first local member.
     pub load: Histogram,

@@ -121,7 +121,9 @@ async fn a_process_cut_off_from_redis_catches_up_with_what_others_posted_meanwhi
     assert!(metrics.value("wschat_redis_round_trip_seconds_count{kind=\"load\"}") >= 1.0);
     assert!(metrics.value("wschat_redis_round_trip_seconds_count{kind=\"backfill\"}") >= 1.0);
     let metrics = b.metrics().await;
-    assert!(metrics.value("wschat_redis_round_trip_seconds_count{kind=\"post\"}") >= 7.0);
+    // One round trip per pipeline of waiting posts: at least one, at most one per post.
+    let round_trips = metrics.value("wschat_redis_round_trip_seconds_count{kind=\"post\"}");
+    assert!((1.0..=7.0).contains(&round_trips), "{round_trips}");
     assert_eq!(metrics.value("wschat_redis_reconnects_total"), 0.0);
 }
 

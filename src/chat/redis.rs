@@ -41,6 +41,7 @@ use super::room::Room;
 use crate::metrics::RedisMetrics;
 use subscriber::Control;
 
+mod poster;
 mod subscriber;
 
 /// Posts a message. KEYS: id, history stream. ARGV: the message's JSON before its id and after
@@ -114,8 +115,8 @@ impl std::fmt::Display for Unavailable {
 pub struct RedisEngine {
     /// Commands and scripts; reconnects by itself after a lost connection.
     conn: ConnectionManager,
-    /// To the poster task, which runs posts one after another so a sender's messages keep
-    /// their order.
+    /// To the poster task ([`poster`]), which runs posts in the order they were made, as many
+    /// as are waiting in one pipeline, so a sender's messages keep their order.
     posts: mpsc::Sender<Post>,
     /// To the subscriber task, which owns the pub/sub connection's sending half: subscribes and
     /// unsubscribes in the order they were decided.
@@ -197,7 +198,7 @@ impl RedisEngine {
             metrics: RedisMetrics::new(),
             origin: Epoch::random(),
         });
-        tokio::spawn(run_poster(Arc::downgrade(&engine), post_rx));
+        tokio::spawn(poster::run(Arc::downgrade(&engine), post_rx));
         tokio::spawn(subscriber::run(
             client,
             pubsub,
@@ -469,53 +470,6 @@ impl RedisEngine {
             return;
         };
         room.deliver(id, json.to_owned());
-    }
-
-    async fn run_post(&self, post: &Post) -> redis::RedisResult<()> {
-        let started = Instant::now();
-        match &post.what {
-            Posted::Message {
-                before_id,
-                after_id,
-                ..
-            } => {
-                self.post_script
-                    .key(key(&post.room, "id"))
-                    .key(key(&post.room, "history"))
-                    .arg(before_id)
-                    .arg(after_id)
-                    .arg(self.history)
-                    .arg(channel(&post.room))
-                    .invoke_async::<u64>(&mut self.conn.clone())
-                    .await?;
-                self.metrics.post.observe(started.elapsed().as_secs_f64());
-            }
-            Posted::Relay(payload) => {
-                redis::cmd("PUBLISH")
-                    .arg(channel(&post.room))
-                    .arg(&payload[..])
-                    .query_async::<()>(&mut self.conn.clone())
-                    .await?;
-                self.metrics
-                    .publish
-                    .observe(started.elapsed().as_secs_f64());
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Runs posts one at a time, in the order they were made, until the engine is gone.
-async fn run_poster(engine: Weak<RedisEngine>, mut posts: mpsc::Receiver<Post>) {
-    while let Some(post) = posts.recv().await {
-        let Some(engine) = engine.upgrade() else {
-            return;
-        };
-        if let Err(error) = engine.run_post(&post).await {
-            tracing::error!(room = %post.room, %error, "redis post failed: not delivered");
-            engine.metrics.post_failures.inc();
-            engine.failed(&post);
-        }
     }
 }
 
