@@ -125,9 +125,8 @@ async fn serve(
     control: &mut mpsc::UnboundedReceiver<Control>,
 ) -> bool {
     loop {
+        // Unbiased: a busy room's stream must not keep a joiner's subscription waiting.
         tokio::select! {
-            // Messages first: a subscription asked for now cannot concern them.
-            biased;
             message = stream.next() => {
                 let Some(message) = message else { return true };
                 let Some(engine) = engine.upgrade() else { return false };
