@@ -122,7 +122,7 @@ fn welcome(c: &mut Criterion) {
             users: vec!["alice", "bob", "carol"],
             count: 3,
             last_id: 100,
-            epoch: wschat::chat::engine::Epoch(1),
+            epoch: wschat::chat::Epoch(1),
             truncated: false,
         }
         .to_parts(tail.clone())

@@ -141,18 +141,22 @@ struct Event<'a> {
     code: Option<Cow<'a, str>>,
 }
 
-/// Wraps a message text as a Socket.IO `message` event carrying the chat's request object
-/// (`--protocol socketio`): `42["message",{"type":"message","text":"..."}]`.
+/// Wraps a message text as a Socket.IO `message` event, the way the ported Flask-SocketIO chat's
+/// page sends it (`socket.emit('message', text)`): `42["message","..."]`. wschat takes it as it
+/// takes the chat's request object, and so does any Socket.IO relay that expects a string (the
+/// socketioxide, Node and Flask peers), so one mode measures them all. The text is the swarm's own
+/// ASCII, so it needs no JSON escaping.
 pub fn socketio_request(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 45);
-    s.push_str(r#"42["message","#);
-    s.push_str(&chat_request(text));
-    s.push(']');
+    let mut s = String::with_capacity(text.len() + 16);
+    s.push_str(r#"42["message",""#);
+    s.push_str(text);
+    s.push_str(r#""]"#);
     s
 }
 
-/// Parses a frame of `--protocol socketio`: Engine.IO's ping, or a Socket.IO event
-/// `42["<type>",<the chat event object>]` whose object is parsed as [`parse_chat`] parses it.
+/// Parses a frame of `--protocol socketio`: Engine.IO's ping, or a Socket.IO event whose
+/// argument is either wschat's chat event object (`42["<type>",{...}]`, parsed as [`parse_chat`]
+/// parses it) or a plain string, as a relay peer sends a message back (`42["message","lt:..."]`).
 pub fn parse_socketio(frame: &str) -> Incoming<'_> {
     if frame == "2" {
         return Incoming::Ping;
@@ -160,9 +164,15 @@ pub fn parse_socketio(frame: &str) -> Incoming<'_> {
     let Some(array) = frame.strip_prefix("42[\"") else {
         return Incoming::Other;
     };
-    // The event name is a plain word; the object follows its closing quote and comma.
+    // The event name is a plain word; its argument follows its closing quote and comma.
     match (array.find("\","), array.strip_suffix(']')) {
-        (Some(end), Some(inner)) if end + 2 <= inner.len() => parse_chat(&inner[end + 2..]),
+        (Some(end), Some(inner)) if end + 2 <= inner.len() => {
+            let argument = &inner[end + 2..];
+            match argument.strip_prefix('"') {
+                Some(text) => parse_stamp(text.as_bytes()).map_or(Incoming::Other, Incoming::Stamp),
+                None => parse_chat(argument),
+            }
+        }
         _ => Incoming::Other,
     }
 }
@@ -268,13 +278,15 @@ mod tests {
     fn socketio_frames_are_the_chat_events_inside_an_event_array() {
         let mut t = String::new();
         write_text(&mut t, stamp(), 40);
-        // What the swarm sends is what wschat's Socket.IO session takes: `[name, {text}]`.
+        // What the swarm sends is what the ported chat's page sends: `[name, text]`.
         let request = socketio_request(&t);
         let v: serde_json::Value = serde_json::from_str(&request[2..]).unwrap();
         assert_eq!(
-            (v[0].as_str(), v[1]["text"].as_str()),
+            (v[0].as_str(), v[1].as_str()),
             (Some("message"), Some(t.as_str()))
         );
+        // A relay peer sends the text back as it came.
+        assert_eq!(parse_socketio(&request), Incoming::Stamp(stamp()));
         let message = format!(
             r#"42["message",{{"type":"message","id":1,"room":"r","from":"c1","text":"{t}","ts":1}}]"#
         );
@@ -294,6 +306,7 @@ mod tests {
             r#"42["join",{"type":"join","name":"a"}]"#,
             "42[",
             "42[\"x\"]",
+            r#"42["message","not a stamp"]"#,
         ] {
             assert_eq!(parse_socketio(other), Incoming::Other, "{other}");
         }

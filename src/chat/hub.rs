@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use super::engine::{Engine, Epoch};
+use super::engine::Engine;
+use super::epoch::Epoch;
 use super::redis::Unavailable;
 use super::room::{Entry, Room, RoomConfig};
 

@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod encoded;
 pub mod engine;
+pub mod epoch;
 pub mod hub;
 pub mod member;
 pub mod params;
@@ -15,7 +16,8 @@ pub mod text;
 
 pub use channel::{Audience, Delivery, Subscription};
 pub use encoded::Encoded;
-pub use engine::{Engine, Epoch};
+pub use engine::Engine;
+pub use epoch::Epoch;
 pub use hub::{Hub, Membership, Reservation, RoomLimit};
 pub use params::Params;
 pub use room::{Room, RoomConfig};

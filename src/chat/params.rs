@@ -1,7 +1,7 @@
 //! Who is connecting where: `room`, `name` and `since` from the upgrade request's query string,
 //! checked before the `101` so a bad value is a `400` with a reason, not a broken chat.
 
-use super::engine::Epoch;
+use super::epoch::Epoch;
 use super::text::{is_blank, is_invisible};
 use crate::Config;
 

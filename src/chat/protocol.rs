@@ -165,7 +165,7 @@ pub enum ServerEvent<'a> {
     /// cut off from it). Ids start again from 1 in `epoch`: a client resets its cursor to 0 and
     /// resumes with this epoch; the new life's messages follow.
     Truncated {
-        epoch: super::engine::Epoch,
+        epoch: super::epoch::Epoch,
     },
     Error {
         code: &'a str,
@@ -215,9 +215,9 @@ pub struct Welcome<'a> {
     pub count: usize,
     /// The id of the room's latest message (0 when there has been none): a resume cursor.
     pub last_id: u64,
-    /// Which life of the room `last_id` counts in (see [`super::engine::Epoch`]): a client
+    /// Which life of the room `last_id` counts in (see [`super::epoch::Epoch`]): a client
     /// resuming sends it back as `epoch=` beside `since=`.
-    pub epoch: super::engine::Epoch,
+    pub epoch: super::epoch::Epoch,
     /// Some messages the client asked for (`since`) are no longer held, or its `epoch` is not
     /// the room's.
     pub truncated: bool,
@@ -418,7 +418,7 @@ mod tests {
         );
         assert_eq!(
             ServerEvent::Truncated {
-                epoch: super::super::engine::Epoch(0xab)
+                epoch: crate::chat::Epoch(0xab)
             }
             .to_json(),
             r#"{"type":"truncated","epoch":"00000000000000ab"}"#
@@ -434,7 +434,7 @@ mod tests {
             users: vec!["ann", "bob"],
             count: 2,
             last_id: 7,
-            epoch: crate::chat::engine::Epoch(1),
+            epoch: crate::chat::Epoch(1),
             truncated: false,
         }
         .to_frame(&HistoryTail::new([&*history, &*history].into_iter()));
@@ -456,7 +456,7 @@ mod tests {
             users: vec![],
             count: 1,
             last_id: 0,
-            epoch: crate::chat::engine::Epoch(1),
+            epoch: crate::chat::Epoch(1),
             truncated: false,
         }
         .to_frame(&HistoryTail::new(std::iter::empty()))
@@ -479,7 +479,7 @@ mod tests {
             users,
             count: usize::MAX,
             last_id: u64::MAX,
-            epoch: crate::chat::engine::Epoch(1),
+            epoch: crate::chat::Epoch(1),
             truncated: true,
         }
         .to_frame(&HistoryTail::from(Bytes::from(vec![
@@ -506,7 +506,7 @@ mod tests {
                 users: vec!["alice", you],
                 count: 2,
                 last_id: 7,
-                epoch: crate::chat::engine::Epoch(1),
+                epoch: crate::chat::Epoch(1),
                 truncated: false,
             }
             .to_parts(tail.clone())

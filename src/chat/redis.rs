@@ -35,7 +35,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
-use super::engine::Epoch;
+use super::epoch::Epoch;
 use super::protocol::{ChatMessage, RequestError, ServerEvent};
 use super::room::Room;
 use crate::metrics::RedisMetrics;

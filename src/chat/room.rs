@@ -32,7 +32,7 @@ use tokio::sync::broadcast;
 use super::channel::{
     Audience, ConnId, Delivery, Encoded, Event, Move, Subscription, INITIAL_CAPACITY,
 };
-use super::engine::Epoch;
+use super::epoch::Epoch;
 use super::protocol::{ChatMessage, HistoryTail, ServerEvent, Welcome, WelcomeFrame};
 
 /// Per-room settings, copied from [`crate::Config`].

@@ -221,7 +221,7 @@ mod tests {
             users: vec!["ann", "bob"],
             count: 2,
             last_id: 3,
-            epoch: crate::chat::engine::Epoch(1),
+            epoch: crate::chat::Epoch(1),
             truncated: false,
         }
         .to_frame(&tail);
