@@ -24,9 +24,13 @@ async fn server_on(url: String) -> TestServer {
     .await
 }
 
-/// Waits until `/healthz` answers `status`.
+/// Waits until `/healthz` answers `status`, for at most [`WAIT`].
 async fn wait_for_health(server: &TestServer, status: u16) {
-    let deadline = Instant::now() + WAIT;
+    wait_for_health_within(server, status, WAIT).await
+}
+
+async fn wait_for_health_within(server: &TestServer, status: u16, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
         let (now, body) = server.get("/healthz").await;
         if now == status {
@@ -244,4 +248,25 @@ async fn a_room_redis_cannot_load_is_refused_before_the_upgrade() {
         welcome["last_id"], 0,
         "loaded once redis takes writes again"
     );
+}
+
+#[tokio::test]
+async fn a_silent_partition_is_found_by_the_heartbeat() {
+    let Some(redis) = RedisServer::start("redis_faults").await else {
+        return;
+    };
+    let relay = Cuttable::to(&redis).await;
+    let a = server_on(relay.url()).await;
+    let b = server_on(redis.url()).await;
+    let (mut ann, _) = a.join("room=quiet&name=ann").await;
+    let (mut bob, _) = b.join("room=quiet&name=bob").await;
+    // No connection closes: only the heartbeat's unanswered PING can tell, within 5 + 3 s (and
+    // the usual margin for a loaded machine on top).
+    relay.freeze();
+    wait_for_health_within(&a, 503, Duration::from_secs(8) + WAIT).await;
+    say(&mut bob, "while frozen").await;
+    messages(&mut bob, 1).await;
+    relay.mend();
+    wait_for_health(&a, 200).await;
+    assert_eq!(messages(&mut ann, 1).await, [(1, "while frozen".into())]);
 }

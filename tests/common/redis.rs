@@ -120,40 +120,61 @@ async fn wait_until_listening(port: u16) {
     }
 }
 
-/// A loopback relay in front of a Redis that the test can cut: [`Cuttable::cut`] closes every
-/// relayed connection and refuses new ones (accepted and closed at once) until
-/// [`Cuttable::mend`]. What a network fault does to one wschat process, while Redis keeps its
-/// data and the other processes keep posting.
+/// A loopback relay in front of a Redis that the test can break: [`Cuttable::cut`] closes every
+/// relayed connection and refuses new ones (accepted and closed at once); [`Cuttable::freeze`]
+/// keeps every connection open but forwards nothing more, on them or on new ones (a network
+/// partition that no kernel notices); both last until [`Cuttable::mend`], which drops what was
+/// held. What a network fault does to one wschat process, while Redis keeps its data and the
+/// other processes keep posting.
 pub struct Cuttable {
     pub port: u16,
-    cut: watch::Sender<bool>,
+    link: watch::Sender<Link>,
     task: JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Open,
+    Frozen,
+    Cut,
 }
 
 impl Cuttable {
     pub async fn to(redis: &RedisServer) -> Cuttable {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
         let port = listener.local_addr().expect("relay address").port();
-        let (cut, watching) = watch::channel(false);
+        let (link, watching) = watch::channel(Link::Open);
         let target = redis.port;
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                if *watching.borrow() {
-                    continue;
-                }
+                let now = *watching.borrow();
                 let mut watching = watching.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = watching.wait_for(|cut| *cut) => {}
+                match now {
+                    Link::Cut => continue,
+                    Link::Frozen => {
+                        tokio::spawn(async move {
+                            let _ = watching.wait_for(|link| *link != Link::Frozen).await;
+                            drop(client);
+                        });
                     }
-                });
+                    Link::Open => {
+                        tokio::spawn(async move {
+                            let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await
+                            else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                                _ = watching.wait_for(|link| *link != Link::Open) => {}
+                            }
+                            // Frozen: both ends held, nothing forwarded, until cut or mended.
+                            let _ = watching.wait_for(|link| *link != Link::Frozen).await;
+                        });
+                    }
+                }
             }
         });
-        Cuttable { port, cut, task }
+        Cuttable { port, link, task }
     }
 
     pub fn url(&self) -> String {
@@ -161,11 +182,15 @@ impl Cuttable {
     }
 
     pub fn cut(&self) {
-        self.cut.send_replace(true);
+        self.link.send_replace(Link::Cut);
+    }
+
+    pub fn freeze(&self) {
+        self.link.send_replace(Link::Frozen);
     }
 
     pub fn mend(&self) {
-        self.cut.send_replace(false);
+        self.link.send_replace(Link::Open);
     }
 }
 

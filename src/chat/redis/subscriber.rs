@@ -20,6 +20,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{PubSub, PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::RedisEngine;
 
@@ -37,6 +38,15 @@ const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts: bounds how long a process stays unhealthy after Redis
 /// is back, at the price of one failed connection attempt per this interval while it is down.
 const LONGEST_DELAY: Duration = Duration::from_secs(5);
+
+/// How often the subscriber checks that Redis still answers on the pub/sub connection (a
+/// `PING`): a connection can die without the kernel noticing for minutes (a network partition,
+/// a frozen Redis), and a quiet subscription would never find out. One small command per
+/// interval per process.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Longest wait for Redis to answer on the pub/sub connection (a `PING`, a subscription, a new
+/// connection's set-up): past it the connection is taken as lost.
+const ANSWER_WAIT: Duration = Duration::from_secs(3);
 
 /// Runs the subscription until the engine is gone. `connected` is the connection `connect`
 /// opened (so a server whose Redis is down at start does not start at all).
@@ -56,10 +66,14 @@ pub(super) async fn run(
                 if !refuse_while_waiting(&mut control, delay).await {
                     return;
                 }
-                match client.get_async_pubsub().await {
-                    Ok(pubsub) => pubsub,
-                    Err(error) => {
+                match tokio::time::timeout(ANSWER_WAIT, client.get_async_pubsub()).await {
+                    Ok(Ok(pubsub)) => pubsub,
+                    Ok(Err(error)) => {
                         tracing::warn!(%error, ?delay, "redis pub/sub: reconnect failed");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!(?delay, "redis pub/sub: reconnect unanswered");
                         continue;
                     }
                 }
@@ -109,21 +123,25 @@ async fn resume(engine: &Arc<RedisEngine>, sink: &mut PubSubSink) -> Result<(), 
     // confirmation is what says the channel is heard. On loopback a thousand rooms take
     // a few tens of milliseconds.
     for channel in engine.fed_channels() {
-        sink.subscribe(&channel)
+        tokio::time::timeout(ANSWER_WAIT, sink.subscribe(&channel))
             .await
+            .map_err(|_| format!("subscribe {channel}: no answer in {ANSWER_WAIT:?}"))?
             .map_err(|e| format!("subscribe {channel}: {e}"))?;
     }
     engine.reconnected().await.map_err(|e| e.to_string())
 }
 
-/// Feeds messages and serves subscriptions until the connection ends. Returns `false` when
-/// the engine is gone (its control channel closed): the task ends.
+/// Feeds messages, serves subscriptions and checks the connection every [`HEARTBEAT`], until
+/// the connection ends or stops answering. Returns `false` when the engine is gone (its
+/// control channel closed): the task ends.
 async fn serve(
     engine: &Weak<RedisEngine>,
     sink: &mut PubSubSink,
     stream: &mut PubSubStream,
     control: &mut mpsc::UnboundedReceiver<Control>,
 ) -> bool {
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         // Unbiased: a busy room's stream must not keep a joiner's subscription waiting.
         tokio::select! {
@@ -135,16 +153,31 @@ async fn serve(
             command = control.recv() => match command {
                 Some(Control::Subscribe(channel, done)) => {
                     let Some(engine) = engine.upgrade() else { return false };
-                    let result = sink.subscribe(&channel).await.map_err(|e| e.to_string());
-                    let _ = done.send(result.map(|()| engine.losses()));
+                    let Ok(result) = tokio::time::timeout(ANSWER_WAIT, sink.subscribe(&channel)).await
+                    else {
+                        let _ = done.send(Err(format!("no answer in {ANSWER_WAIT:?}")));
+                        return true;
+                    };
+                    let _ = done.send(result.map(|()| engine.losses()).map_err(|e| e.to_string()));
                 }
                 Some(Control::Unsubscribe(channel)) => {
-                    if let Err(error) = sink.unsubscribe(&channel).await {
-                        tracing::warn!(%channel, %error, "redis unsubscribe failed");
+                    match tokio::time::timeout(ANSWER_WAIT, sink.unsubscribe(&channel)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::warn!(%channel, %error, "redis unsubscribe failed");
+                        }
+                        Err(_) => return true,
                     }
                 }
                 None => return false,
             },
+            _ = heartbeat.tick() => {
+                let pong = tokio::time::timeout(ANSWER_WAIT, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    tracing::warn!("redis pub/sub: no answer to PING in {ANSWER_WAIT:?}");
+                    return true;
+                }
+            }
         }
     }
 }
