@@ -2,7 +2,8 @@
 //!
 //! One task owns the connection and does, in order, everything that touches it: it subscribes
 //! and unsubscribes as rooms come and go ([`Control`]), feeds what arrives into the local rooms,
-//! and, when the connection is lost, reconnects with [`Backoff`], resubscribes every room this
+//! and, when the connection is lost (closed, or silent past a [`HEARTBEAT`]'s `PING`),
+//! reconnects with [`Backoff`], resubscribes every room this
 //! process feeds, and calls [`RedisEngine::reconnected`] (which backfills each room's gap from its
 //! stream) *before* it reads any message of the new subscription. That order is what makes the
 //! backfill exact: a message published after the resubscription waits in the connection's buffer
