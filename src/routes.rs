@@ -33,7 +33,7 @@ use crate::state::{Shared, SlotGuard};
 use crate::wire::socketio;
 use crate::ws::handshake::{self, HandshakeError};
 use crate::ws::trace;
-use crate::ws::{close_code, extensions, Deflate, Ending};
+use crate::ws::{extensions, Deflate};
 use crate::{assets, chat, echo};
 
 type Body = Full<Bytes>;
@@ -78,7 +78,7 @@ pub enum Listener {
 }
 
 /// Routes one request. Every response, error or not, is built here or in [`upgrade`].
-pub fn route(
+pub async fn route(
     req: Request<Incoming>,
     ip: IpAddr,
     kind: Listener,
@@ -94,12 +94,12 @@ pub fn route(
         _ if !host_allowed(&req, &config.allowed_hosts) => {
             closing(text(StatusCode::MISDIRECTED_REQUEST, "unknown host"))
         }
-        "/ws" if kind == Listener::Main => upgrade(req, ip, shared),
+        "/ws" if kind == Listener::Main => upgrade(req, ip, shared).await,
         // Engine.IO's path; clients add the trailing slash. Anything but Engine.IO 4 over
         // WebSocket is refused with Engine.IO's JSON error, before the upgrade's own checks.
         "/socket.io/" | "/socket.io" if kind == Listener::Main => {
             match socketio::handshake::check_query(req.uri().query().unwrap_or("")) {
-                Ok(()) => upgrade(req, ip, shared),
+                Ok(()) => upgrade(req, ip, shared).await,
                 Err(refusal) => {
                     shared
                         .metrics
@@ -116,7 +116,7 @@ pub fn route(
                 }
             }
         }
-        "/echo" if kind == Listener::Main && config.echo => upgrade(req, ip, shared),
+        "/echo" if kind == Listener::Main && config.echo => upgrade(req, ip, shared).await,
         _ if req.method() != Method::GET && req.method() != Method::HEAD => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             response
@@ -127,7 +127,7 @@ pub fn route(
         "/healthz" if shared.hub.engine().healthy() => text(StatusCode::OK, "ok"),
         "/healthz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            "redis connection lost: restart this server",
+            "redis connection lost: reconnecting",
         ),
         "/auth/check" if kind == Listener::Main => match &shared.verifier {
             Some(verifier) => check_token(&req, verifier),
@@ -178,8 +178,20 @@ fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
 }
 
 /// Answers an upgrade request with `101` and starts its session, or refuses it.
-fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Response<Body> {
-    let (accept_key, endpoint, slot, deflate) = match accept_upgrade(&req, ip, shared) {
+///
+/// With an engine that prepares rooms (`--redis`), a chat joiner's room is subscribed and loaded
+/// here, before the `101`, and held for the session: a room that cannot be loaded is a `503` with
+/// its reason, which a client and a load balancer understand, rather than an upgrade closed at
+/// once with 1011. The request waits for the load meanwhile (at most the load's timeout).
+async fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Response<Body> {
+    let accepted = match accept_upgrade(&req, ip, shared) {
+        Ok((accept_key, endpoint, slot, deflate)) => match prepare(&endpoint, shared).await {
+            Ok(reserved) => Ok((accept_key, endpoint, slot, deflate, reserved)),
+            Err(error) => Err(error),
+        },
+        Err(refused) => Err(refused),
+    };
+    let (accept_key, endpoint, slot, deflate, reserved) = match accepted {
         Ok(accepted) => accepted,
         Err(Refused::Handshake(error)) => {
             shared
@@ -235,56 +247,22 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
         // life of the connection, and this task is most of what an idle connection costs.
         let tasks = shared.tasks.clone();
         match endpoint {
-            Endpoint::Chat(params, grant) => {
-                // The engine's part of joining (Redis: subscribe and load the room) happens
-                // here, before the session, so the session never waits on the engine.
-                let reserved = if shared.hub.engine().needs_prepare() {
-                    let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
-                    match shared
-                        .hub
-                        .reserve_prepared(&params.room, &params.nick, info)
-                        .await
-                    {
-                        Ok(reserved) => Some(reserved),
-                        Err(error) => {
-                            tracing::error!(room = %params.room, %error, "cannot join: engine unavailable");
-                            let mut ws = shared.websocket(
-                                stream,
-                                &already_read,
-                                shared.config.max_message_size,
-                                slot.id,
-                                None,
-                            );
-                            let ending = Ending::Close(
-                                close_code::INTERNAL_ERROR,
-                                "room unavailable: the server cannot reach redis".into(),
-                            );
-                            shared
-                                .finish_websocket(&mut ws, ending, &shared.chat_limits)
-                                .await;
-                            return;
-                        }
-                    }
-                } else {
-                    None
-                };
-                spawn_session(
-                    &tasks,
-                    chat::session::run(
-                        stream,
-                        already_read,
-                        chat::session::Joining {
-                            params,
-                            grant,
-                            reserved,
-                        },
-                        slot,
-                        shared,
-                        deflate,
-                    ),
-                    span,
-                )
-            }
+            Endpoint::Chat(params, grant) => spawn_session(
+                &tasks,
+                chat::session::run(
+                    stream,
+                    already_read,
+                    chat::session::Joining {
+                        params,
+                        grant,
+                        reserved,
+                    },
+                    slot,
+                    shared,
+                    deflate,
+                ),
+                span,
+            ),
             Endpoint::Echo => spawn_session(
                 &tasks,
                 echo::run(stream, already_read, slot, shared, deflate),
@@ -309,6 +287,31 @@ fn upgrade(mut req: Request<Incoming>, ip: IpAddr, shared: &Arc<Shared>) -> Resp
     response
         .body(Full::new(Bytes::new()))
         .expect("a valid response")
+}
+
+/// The engine's part of joining (Redis: subscribe this process to the room and load it), for a
+/// chat endpoint whose engine needs it: the room, held for the session. `None` otherwise.
+async fn prepare(
+    endpoint: &Endpoint,
+    shared: &Arc<Shared>,
+) -> Result<Option<chat::Reservation>, Refused> {
+    match endpoint {
+        Endpoint::Chat(params, grant) if shared.hub.engine().needs_prepare() => {
+            let info = grant.as_ref().and_then(|grant| grant.info.as_deref());
+            match shared
+                .hub
+                .reserve_prepared(&params.room, &params.nick, info)
+                .await
+            {
+                Ok(reserved) => Ok(Some(reserved)),
+                Err(error) => {
+                    tracing::warn!(room = %params.room, %error, "join refused: room not loaded");
+                    Err(HandshakeError::RoomUnavailable.into())
+                }
+            }
+        }
+        _ => Ok(None),
+    }
 }
 
 /// `--trace-frames`: logs the handshake (the client's key and the accept computed from it) of

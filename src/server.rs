@@ -256,7 +256,7 @@ async fn serve_http(
         let shared = Arc::clone(&shared);
         service_fn(move |req| {
             let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(route(req, peer.ip(), kind, &shared)) }
+            async move { Ok::<_, Infallible>(route(req, peer.ip(), kind, &shared).await) }
         })
     };
     let mut builder = http1::Builder::new();

@@ -72,6 +72,10 @@ impl Shared {
             per_ip: config.max_connections_per_ip,
             handshakes_per_ip: config.max_handshakes_per_ip,
         });
+        let metrics = Metrics::new();
+        if let Engine::Redis(redis) = &engine {
+            metrics.add_redis(redis.metrics());
+        }
         Arc::new(Shared {
             hub: Hub::with_engine(
                 room_config,
@@ -79,7 +83,7 @@ impl Shared {
                 config.max_rooms,
                 engine,
             ),
-            metrics: Metrics::new(),
+            metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             max_connections,

@@ -353,6 +353,13 @@
         notice(`Fell behind by ${ev.missed} events; catching up…`, 'gap');
         reconnectNow();
         break;
+      case 'truncated':
+        // The room started a new life while the server was cut off from Redis (which lost its
+        // data): ids start again from 1 in the new epoch, and its messages follow this event.
+        if (typeof ev.epoch === 'string') state.epoch = ev.epoch;
+        state.cursor = 0;
+        notice('The room started afresh on the server; some messages may be missing.', 'gap');
+        break;
       case 'error':
         showHint(`The server refused that: ${ev.message || ev.code}`);
         break;

@@ -145,7 +145,8 @@ impl Engine {
     }
 
     /// Whether this process can serve its rooms: always in memory; with Redis, while its
-    /// subscription is alive (a process that no longer hears the others must not take members).
+    /// subscription is up and every room it feeds has caught up after the last reconnection (a
+    /// process that does not hear the others must not take members).
     pub fn healthy(&self) -> bool {
         match self {
             Engine::Memory => true,

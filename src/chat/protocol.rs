@@ -155,9 +155,17 @@ pub enum ServerEvent<'a> {
         /// Users online after these changes.
         count: usize,
     },
-    /// This client fell behind the room and `missed` events were skipped.
+    /// This client fell behind the room and `missed` events were skipped (or, with `--redis`,
+    /// `missed` messages were posted while this process was cut off from Redis, and the room's
+    /// stream no longer holds them).
     Lagged {
         missed: u64,
+    },
+    /// The room started a new life (with `--redis`: Redis lost its data while this process was
+    /// cut off from it). Ids start again from 1 in `epoch`: a client resets its cursor to 0 and
+    /// resumes with this epoch; the new life's messages follow.
+    Truncated {
+        epoch: super::epoch::Epoch,
     },
     Error {
         code: &'a str,
@@ -407,6 +415,13 @@ mod tests {
         assert_eq!(
             ServerEvent::Lagged { missed: 3 }.to_json(),
             r#"{"type":"lagged","missed":3}"#
+        );
+        assert_eq!(
+            ServerEvent::Truncated {
+                epoch: crate::chat::Epoch(0xab)
+            }
+            .to_json(),
+            r#"{"type":"truncated","epoch":"00000000000000ab"}"#
         );
         assert_eq!(
             ServerEvent::error(RequestError::RateLimited).to_json(),

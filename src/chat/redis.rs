@@ -19,17 +19,22 @@
 //! first, then read the epoch, last id and stream tail in one script ([`LOAD`]), and merge
 //! whatever arrived in between by id, so no message is missed or repeated.
 //!
+//! Faults ([`subscriber`] keeps the pub/sub connection): when it is lost, the process says so on
+//! `/healthz` and turns new members away until it has reconnected, resubscribed and backfilled
+//! every room it feeds from the room's stream ([`BACKFILL`], [`Room::backfill`]): the gap
+//! delivered in order, or `lagged` for what the stream no longer holds, or `truncated` with the
+//! new epoch when Redis lost the room. A post that fails is answered to its sender alone.
+//! Commands go over a [`ConnectionManager`], which reconnects by itself.
+//!
 //! Presence (who is in a room on any process, and the expiry of a dead process's users) is
-//! [`presence`]'s. Not yet here (README, "Running more than one server", lists them):
-//! reconnecting the subscription after Redis restarts.
+//! [`presence`]'s.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink};
+use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
@@ -37,6 +42,11 @@ use super::epoch::Epoch;
 use super::protocol::{ChatMessage, RequestError, ServerEvent};
 use super::reply::Reply;
 use super::room::Room;
+use crate::metrics::RedisMetrics;
+use subscriber::Control;
+
+mod poster;
+mod subscriber;
 
 mod presence;
 
@@ -71,6 +81,24 @@ end
 return {epoch, last, tail}
 ";
 
+/// Brings a room back after the pub/sub connection was lost. KEYS: id, history stream, epoch.
+/// ARGV: a fresh epoch (kept only if the room has none: Redis lost it), the local room's epoch,
+/// its last id, how many messages to read. Returns the epoch, the last id and, newest first, at
+/// most that many messages after the local last id (after 0 if the epoch is not the local one:
+/// every message of the new life is new to the members).
+const BACKFILL: &str = r"
+redis.call('SET', KEYS[3], ARGV[1], 'NX')
+local epoch = redis.call('GET', KEYS[3])
+local last = redis.call('GET', KEYS[1]) or '0'
+local after = ARGV[3]
+if epoch ~= ARGV[2] then after = '0' end
+local gap = {}
+if tonumber(ARGV[4]) > 0 then
+  gap = redis.call('XREVRANGE', KEYS[2], '+', '(' .. after .. '-0', 'COUNT', ARGV[4])
+end
+return {epoch, last, gap}
+";
+
 /// Longest wait for Redis when a room is loaded: past it the joiner is turned away rather than
 /// left waiting on a broker that does not answer.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,8 +123,8 @@ impl std::fmt::Display for Unavailable {
 pub struct RedisEngine {
     /// Commands and scripts; reconnects by itself after a lost connection.
     conn: ConnectionManager,
-    /// To the poster task, which runs posts one after another so a sender's messages keep
-    /// their order.
+    /// To the poster task ([`poster`]), which runs posts in the order they were made, as many
+    /// as are waiting in one pipeline, so a sender's messages keep their order.
     posts: mpsc::Sender<Post>,
     /// To the subscriber task, which owns the pub/sub connection's sending half: subscribes and
     /// unsubscribes in the order they were decided.
@@ -107,13 +135,19 @@ pub struct RedisEngine {
     history: usize,
     post_script: Script,
     load_script: Script,
+    backfill_script: Script,
     /// This process, among those on the same Redis: what it marks the events it relays with,
     /// so it can skip them when they come back.
     origin: Epoch,
-    /// Set when the pub/sub connection is lost: from then on this process no longer hears
-    /// other processes' messages, so it says so on `/healthz` and turns new members away
-    /// (until reconnecting is built, a restart is the cure).
-    deaf: AtomicBool,
+    /// Whether the pub/sub connection is up and every fed room caught up: while not, this
+    /// process does not hear the other processes, so it says so on `/healthz` and turns new
+    /// members away. Cleared when the connection is lost, set again by the subscriber once it
+    /// has resubscribed and backfilled.
+    up: AtomicBool,
+    /// Times the pub/sub connection was lost (see [`Self::losses`]).
+    losses: AtomicU64,
+    /// Round trips, reconnections, backfilled messages and failed posts (`/metrics`).
+    metrics: RedisMetrics,
     /// Who is in each room on any process ([`presence`]).
     presence: presence::Presence,
 }
@@ -148,11 +182,6 @@ enum Posted {
 /// confused.
 const RELAYED: u8 = b'R';
 
-enum Control {
-    Subscribe(String, oneshot::Sender<Result<(), String>>),
-    Unsubscribe(String),
-}
-
 impl RedisEngine {
     /// Connects (one command connection, one pub/sub connection) and starts the poster and
     /// subscriber tasks. Fails if Redis cannot be reached now.
@@ -165,11 +194,10 @@ impl RedisEngine {
         let conn = ConnectionManager::new(client.clone())
             .await
             .map_err(|e| format!("--redis {url}: cannot connect: {e}"))?;
-        let (sink, mut stream) = client
+        let pubsub = client
             .get_async_pubsub()
             .await
-            .map_err(|e| format!("--redis {url}: cannot open pub/sub: {e}"))?
-            .split();
+            .map_err(|e| format!("--redis {url}: cannot open pub/sub: {e}"))?;
         let (posts, post_rx) = mpsc::channel(POST_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let origin = Epoch::random();
@@ -182,34 +210,45 @@ impl RedisEngine {
             history,
             post_script: Script::new(POST),
             load_script: Script::new(LOAD),
-            deaf: AtomicBool::new(false),
+            backfill_script: Script::new(BACKFILL),
+            up: AtomicBool::new(true),
+            losses: AtomicU64::new(0),
+            metrics: RedisMetrics::new(),
             origin,
             presence,
         });
-        tokio::spawn(run_poster(Arc::downgrade(&engine), post_rx));
-        tokio::spawn(run_control(sink, control_rx));
-        let weak = Arc::downgrade(&engine);
-        tokio::spawn(async move {
-            while let Some(msg) = stream.next().await {
-                let Some(engine) = weak.upgrade() else { return };
-                engine.feed(msg.get_channel_name(), msg.get_payload_bytes());
-            }
-            if let Some(engine) = weak.upgrade() {
-                // Reconnecting and backfilling is the next slice of this engine.
-                engine.deaf.store(true, Ordering::Relaxed);
-                tracing::error!(
-                    "redis pub/sub connection lost: messages posted on other processes no longer \
-                     reach this one's members"
-                );
-            }
-        });
+        tokio::spawn(poster::run(Arc::downgrade(&engine), post_rx));
+        tokio::spawn(subscriber::run(
+            client,
+            pubsub,
+            Arc::downgrade(&engine),
+            control_rx,
+        ));
         tracing::info!(url, "rooms shared through redis");
         Ok(engine)
     }
 
-    /// Whether this process still hears the rooms it serves.
+    /// Whether this process hears the rooms it serves (see [`RedisEngine::up`]).
     pub fn healthy(&self) -> bool {
-        !self.deaf.load(Ordering::Relaxed)
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Marks the pub/sub connection up, or lost (which starts a new [`Self::losses`]).
+    fn set_up(&self, up: bool) {
+        if !up {
+            self.losses.fetch_add(1, Ordering::Relaxed);
+        }
+        self.up.store(up, Ordering::Relaxed);
+    }
+
+    /// How many times the pub/sub connection was lost so far: which connection is current.
+    fn losses(&self) -> u64 {
+        self.losses.load(Ordering::Relaxed)
+    }
+
+    /// Its figures, for `/metrics` to show.
+    pub fn metrics(&self) -> &RedisMetrics {
+        &self.metrics
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Fed>> {
@@ -267,6 +306,7 @@ impl RedisEngine {
                 }
             };
             tracing::error!(room = %post.room, "redis post queue full: event dropped");
+            self.metrics.post_failures.inc();
             RequestError::Unavailable
         })
     }
@@ -397,11 +437,19 @@ impl RedisEngine {
             self.control
                 .send(Control::Subscribe(channel(room.name()), done))
                 .map_err(|_| Unavailable("subscriber task ended".into()))?;
-            subscribed
+            let heard_since = subscribed
                 .await
                 .map_err(|_| Unavailable("subscriber task ended".into()))?
                 .map_err(Unavailable)?;
-            self.load(room).await
+            self.load(room).await?;
+            // A load is whole only if the subscription it follows lasted until it was read: if
+            // the connection was lost meanwhile, what was posted between the loss and the new
+            // subscription is in neither (and the reconnection's backfill skipped this room, as
+            // it was still loading). Refused, so the next joiner subscribes and loads afresh.
+            if self.losses() != heard_since {
+                return Err(Unavailable("pub/sub connection lost while loading".into()));
+            }
+            Ok(())
         });
         match tokio::time::timeout(LOAD_TIMEOUT, load).await {
             Ok(result) => result.map(|_| ()),
@@ -412,6 +460,7 @@ impl RedisEngine {
     /// Reads the room's epoch, last id and history into the local room.
     async fn load(&self, room: &Room) -> Result<(), Unavailable> {
         let name = room.name();
+        let started = Instant::now();
         let (epoch, last_id, tail): (String, u64, Vec<(String, Vec<String>)>) = self
             .load_script
             .key(key(name, "id"))
@@ -422,20 +471,79 @@ impl RedisEngine {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| Unavailable(e.to_string()))?;
-        let epoch = Epoch::parse(&epoch).ok_or_else(|| {
-            Unavailable(format!("room {name}: stored epoch {epoch:?} is not ours"))
-        })?;
-        let history = tail
-            .into_iter()
-            .rev()
-            .filter_map(|(stream_id, fields)| {
-                let id = stream_id.split('-').next()?.parse().ok()?;
-                let json = fields.into_iter().nth(1)?;
-                Some((id, json))
-            })
-            .collect();
-        room.load(epoch, last_id, history);
+        self.metrics.load.observe(started.elapsed().as_secs_f64());
+        let epoch = parse_epoch(name, &epoch)?;
+        room.load(epoch, last_id, oldest_first(tail));
         Ok(())
+    }
+
+    /// Called by the subscriber after it reconnected and resubscribed every fed room, before it
+    /// reads any message of the new subscription: brings every loaded room up to date (see
+    /// [`Self::backfill`]), then registers this process's members again and re-reads every
+    /// room's users ([`Self::restore_presence`]: Redis may have lost them, and the presence
+    /// published while the subscription was down was not heard). An error means Redis failed
+    /// again: the subscriber starts over.
+    pub(super) async fn reconnected(&self) -> Result<(), Unavailable> {
+        // The command connection first: after a restart its old socket is dead, and the
+        // manager replaces it only once a command has failed on it. Better this `PING` than a
+        // member's post or a joiner's load.
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        self.backfill_all().await?;
+        self.restore_presence().await
+    }
+
+    /// Backfills every loaded room this process feeds, one after another.
+    async fn backfill_all(&self) -> Result<(), Unavailable> {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms()
+            .values()
+            // A room still loading reads Redis itself, after its subscription: nothing to do.
+            .filter(|fed| fed.loaded.initialized())
+            .filter_map(|fed| fed.room.upgrade())
+            .collect();
+        for room in rooms {
+            self.backfill(&room).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads what `room` missed while this process was not subscribed ([`BACKFILL`]) and
+    /// delivers it to the members as if live ([`Room::backfill`]).
+    async fn backfill(&self, room: &Room) -> Result<(), Unavailable> {
+        let name = room.name();
+        let (local_epoch, local_last) = room.cursor();
+        let started = Instant::now();
+        let (epoch, last_id, gap): (String, u64, Vec<(String, Vec<String>)>) = self
+            .backfill_script
+            .key(key(name, "id"))
+            .key(key(name, "history"))
+            .key(key(name, "epoch"))
+            .arg(Epoch::random().to_string())
+            .arg(local_epoch.to_string())
+            .arg(local_last)
+            .arg(self.history)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        self.metrics
+            .backfill
+            .observe(started.elapsed().as_secs_f64());
+        let epoch = parse_epoch(name, &epoch)?;
+        let caught_up = room.backfill(epoch, last_id, oldest_first(gap));
+        self.metrics.backfilled.inc_by(caught_up.delivered as u64);
+        if caught_up.new_life || caught_up.missed > 0 {
+            tracing::warn!(room = %name, new_life = caught_up.new_life, missed = caught_up.missed,
+                "redis backfill: members told what they missed");
+        }
+        Ok(())
+    }
+
+    /// The channels of every room this process feeds: what a new pub/sub connection subscribes.
+    fn fed_channels(&self) -> Vec<String> {
+        self.rooms().keys().map(|name| channel(name)).collect()
     }
 
     /// `room` left the hub: stop feeding it, unless a newer room of that name took its place.
@@ -477,67 +585,26 @@ impl RedisEngine {
         };
         room.deliver(id, json.to_owned());
     }
-
-    /// Runs a post; a message's id once Redis has assigned it.
-    async fn run_post(&self, post: &Post) -> redis::RedisResult<Option<u64>> {
-        match &post.what {
-            Posted::Message {
-                before_id,
-                after_id,
-                ..
-            } => self
-                .post_script
-                .key(key(&post.room, "id"))
-                .key(key(&post.room, "history"))
-                .arg(before_id)
-                .arg(after_id)
-                .arg(self.history)
-                .arg(channel(&post.room))
-                .invoke_async::<u64>(&mut self.conn.clone())
-                .await
-                .map(Some),
-            Posted::Relay(payload) => redis::cmd("PUBLISH")
-                .arg(channel(&post.room))
-                .arg(&payload[..])
-                .query_async::<()>(&mut self.conn.clone())
-                .await
-                .map(|()| None),
-        }
-    }
 }
 
-/// Runs posts one at a time, in the order they were made, until the engine is gone.
-async fn run_poster(engine: Weak<RedisEngine>, mut posts: mpsc::Receiver<Post>) {
-    while let Some(post) = posts.recv().await {
-        let Some(engine) = engine.upgrade() else {
-            return;
-        };
-        match engine.run_post(&post).await {
-            Ok(Some(id)) => engine.posted(&post, id),
-            Ok(None) => {}
-            Err(error) => {
-                tracing::error!(room = %post.room, %error, "redis post failed: not delivered");
-                engine.failed(&post);
-            }
-        }
-    }
+/// An epoch as Redis holds it; anything else was not written by wschat.
+fn parse_epoch(room: &str, stored: &str) -> Result<Epoch, Unavailable> {
+    Epoch::parse(stored)
+        .ok_or_else(|| Unavailable(format!("room {room}: stored epoch {stored:?} is not ours")))
 }
 
-/// Subscribes and unsubscribes in the order asked, on the pub/sub connection.
-async fn run_control(mut sink: PubSubSink, mut control: mpsc::UnboundedReceiver<Control>) {
-    while let Some(command) = control.recv().await {
-        match command {
-            Control::Subscribe(channel, done) => {
-                let result = sink.subscribe(&channel).await.map_err(|e| e.to_string());
-                let _ = done.send(result);
-            }
-            Control::Unsubscribe(channel) => {
-                if let Err(error) = sink.unsubscribe(&channel).await {
-                    tracing::warn!(%channel, %error, "redis unsubscribe failed");
-                }
-            }
-        }
-    }
+/// Stream entries as `XREVRANGE` gives them (newest first, `<id>-0` and `["json", JSON]`), as
+/// `(id, JSON)` oldest first.
+fn oldest_first(entries: Vec<(String, Vec<String>)>) -> Vec<(u64, String)> {
+    entries
+        .into_iter()
+        .rev()
+        .filter_map(|(stream_id, fields)| {
+            let id = stream_id.split('-').next()?.parse().ok()?;
+            let json = fields.into_iter().nth(1)?;
+            Some((id, json))
+        })
+        .collect()
 }
 
 fn key(room: &str, what: &str) -> String {

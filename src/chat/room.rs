@@ -153,6 +153,17 @@ pub(super) struct Entered {
     pub presence_queued: bool,
 }
 
+/// What [`Room::backfill`] did, for the engine's log and metrics.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// The room started a new life: members were sent `truncated`.
+    pub new_life: bool,
+    /// Messages the engine no longer held: members were sent `lagged` with this count.
+    pub missed: u64,
+    /// Messages delivered from the gap.
+    pub delivered: usize,
+}
+
 /// What [`Room::exit`] did, for the hub.
 pub(super) struct Exited {
     pub empty: bool,
@@ -457,6 +468,60 @@ impl Room {
     /// The room's epoch.
     pub fn epoch(&self) -> Epoch {
         self.lock().epoch
+    }
+
+    /// The room's epoch and the id of its latest message: where a backfill starts from.
+    pub fn cursor(&self) -> (Epoch, u64) {
+        let state = self.lock();
+        (state.epoch, state.last_id)
+    }
+
+    /// Catches the room up with the engine after this process was cut off from it (Redis:
+    /// its pub/sub connection was lost), before any later message is delivered. `gap`: the
+    /// engine's messages after [`Self::cursor`]'s id (after 0 if `epoch` is another), oldest
+    /// first, as many as it still holds; `last_id`: its latest id.
+    ///
+    /// The members are told exactly what happened, in their place among the room's events:
+    /// - same life: the gap's messages, delivered as live ones are, preceded by `lagged` with
+    ///   the count of those the engine no longer holds;
+    /// - another life (the engine lost the room and made it afresh): `truncated` with the new
+    ///   epoch, then the new life's messages (and `lagged` first if some are already gone).
+    ///
+    /// The room's history is replaced by the new life's, so later joiners and resumes are
+    /// answered from it (a resume from the old epoch gets `truncated: true`).
+    pub fn backfill(&self, epoch: Epoch, last_id: u64, gap: Vec<(u64, String)>) -> CaughtUp {
+        let mut state = self.lock();
+        let new_life = epoch != state.epoch;
+        if new_life {
+            state.epoch = epoch;
+            state.last_id = 0;
+            state.history = None;
+            let frame = ServerEvent::Truncated { epoch }.to_frame();
+            state.send(&self.config, frame, Audience::EVERYONE);
+        }
+        let first_held = gap.first().map_or(last_id + 1, |(id, _)| *id);
+        let missed = first_held.saturating_sub(state.last_id + 1);
+        if missed > 0 {
+            let frame = ServerEvent::Lagged { missed }.to_frame();
+            state.send(&self.config, frame, Audience::EVERYONE);
+            state.last_id = first_held - 1;
+        }
+        let mut delivered = 0;
+        for (id, json) in gap {
+            if id > state.last_id {
+                state.last_id = id;
+                let frame = crate::ws::encode_frame(crate::ws::OpCode::Text, json.as_bytes());
+                state.remember(id, json, &self.config);
+                state.send(&self.config, frame, Audience::EVERYONE);
+                delivered += 1;
+            }
+        }
+        state.last_id = state.last_id.max(last_id);
+        CaughtUp {
+            new_life,
+            missed,
+            delivered,
+        }
     }
 
     /// Sends `frame` to connection `conn` alone, in its place among the room's events (a

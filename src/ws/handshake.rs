@@ -35,8 +35,12 @@ pub enum HandshakeError {
     ServerFull,
     /// The request would create a room and the server is at `--max-rooms`.
     RoomLimit,
-    /// The rooms' engine cannot be reached (`--redis`, its connection lost).
+    /// The rooms' engine cannot be reached (`--redis`: its pub/sub connection is lost, and the
+    /// server is reconnecting).
     EngineDown,
+    /// The engine did not load the room in time (`--redis`): refused before the upgrade rather
+    /// than upgraded and closed at once.
+    RoomUnavailable,
 }
 
 impl HandshakeError {
@@ -46,7 +50,9 @@ impl HandshakeError {
             NotGet => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             ForbiddenOrigin => StatusCode::FORBIDDEN,
-            ServerFull | RoomLimit | EngineDown => StatusCode::SERVICE_UNAVAILABLE,
+            ServerFull | RoomLimit | EngineDown | RoomUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             OldHttpVersion | NoUpgradeHeader | NoConnectionUpgrade | BadKey | BadParameter(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -66,7 +72,10 @@ impl HandshakeError {
             BadParameter(reason) => reason,
             ServerFull => "server at its connection limit",
             RoomLimit => "server at its room limit: join an existing room or try later",
-            EngineDown => "this server has lost its redis connection: try another server",
+            EngineDown => {
+                "this server cannot reach redis (reconnecting): try again or another server"
+            }
+            RoomUnavailable => "the room could not be loaded from redis: try again",
         }
     }
 }

@@ -390,3 +390,97 @@ fn with_shared_presence_the_engine_says_who_is_here() {
     );
     assert_eq!(room.user_count(), 2);
 }
+
+/// A message's JSON as the Redis engine delivers it.
+fn engine_message(id: u64) -> (u64, String) {
+    let json = ServerEvent::Message(ChatMessage {
+        id,
+        room: "lobby",
+        from: "ann",
+        text: "hi",
+        ts: 1,
+    })
+    .to_json();
+    (id, json)
+}
+
+/// Every event waiting for `rx`, as `(type, id or count)`.
+fn events(rx: &mut Subscription) -> Vec<(String, u64)> {
+    std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|delivery| {
+            let event = json(delivery.frame.plain());
+            let number = event["id"].as_u64().or(event["missed"].as_u64());
+            (
+                event["type"].as_str().unwrap().to_owned(),
+                number.unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn message(id: u64) -> (String, u64) {
+    ("message".into(), id)
+}
+
+#[test]
+fn a_backfill_delivers_the_gap_in_order_once() {
+    let room = room(RoomConfig::default());
+    let epoch = room.epoch();
+    room.load(epoch, 2, vec![engine_message(1), engine_message(2)]);
+    let (_, mut rx) = enter(&room, "bob", None);
+    let caught_up = room.backfill(epoch, 5, (2..=5).map(engine_message).collect());
+    assert_eq!(
+        caught_up,
+        CaughtUp {
+            new_life: false,
+            missed: 0,
+            delivered: 3
+        }
+    );
+    assert_eq!(events(&mut rx), [message(3), message(4), message(5)]);
+    room.deliver(5, engine_message(5).1);
+    room.deliver(6, engine_message(6).1);
+    assert_eq!(
+        events(&mut rx),
+        [message(6)],
+        "live after the gap, no repeat"
+    );
+}
+
+#[test]
+fn a_gap_longer_than_the_engine_keeps_is_told_as_lagged() {
+    let room = room(RoomConfig::default());
+    let epoch = room.epoch();
+    room.load(epoch, 2, vec![]);
+    let (_, mut rx) = enter(&room, "bob", None);
+    let caught_up = room.backfill(epoch, 9, (8..=9).map(engine_message).collect());
+    assert_eq!(caught_up.missed, 5, "3 to 7 are gone");
+    assert_eq!(
+        events(&mut rx),
+        [("lagged".into(), 5), message(8), message(9)]
+    );
+}
+
+#[test]
+fn a_room_the_engine_lost_is_told_as_truncated_with_its_new_epoch() {
+    let room = room(RoomConfig::default());
+    let old = room.epoch();
+    room.load(old, 7, (5..=7).map(engine_message).collect());
+    let (_, mut rx) = enter(&room, "bob", None);
+    let new = Epoch(old.0 ^ 1);
+    let caught_up = room.backfill(new, 2, (1..=2).map(engine_message).collect());
+    assert!(caught_up.new_life);
+    let told = events(&mut rx);
+    assert_eq!(told[0].0, "truncated");
+    assert_eq!(&told[1..], [message(1), message(2)]);
+    assert_eq!(room.cursor(), (new, 2));
+    // A resume from the old life is answered from the new one's history, truncated.
+    let (welcome, _) = {
+        room.reserve();
+        let entry = room.enter_with_info("cat", None, Some(7), Some(old)).entry;
+        (json(&entry.welcome.plain().concat()), entry.events)
+    };
+    assert_eq!(welcome["truncated"], true);
+    assert_eq!(welcome["epoch"], new.to_string());
+    assert_eq!(welcome["history"].as_array().unwrap().len(), 2);
+}
