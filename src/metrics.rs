@@ -225,8 +225,9 @@ impl Metrics {
     /// Shows the Redis engine's figures beside the server's (`--redis`): registered only then,
     /// so a server without Redis shows no Redis series.
     pub fn add_redis(&self, redis: &RedisMetrics) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
             Box::new(redis.round_trips.clone()),
+            Box::new(redis.received.clone()),
             Box::new(redis.reconnects.clone()),
             Box::new(redis.backfilled.clone()),
             Box::new(redis.post_failures.clone()),
@@ -255,6 +256,10 @@ pub struct RedisMetrics {
     pub load: Histogram,
     /// A room's backfill after a reconnection.
     pub backfill: Histogram,
+    /// Pub/sub messages this process received (messages, relayed events, presence changes):
+    /// one per event and subscribed process, whatever the number of members it has, which is
+    /// what makes the fan-out local.
+    pub received: IntCounter,
     /// Pub/sub reconnections that resubscribed and backfilled every fed room.
     pub reconnects: IntCounter,
     /// Messages delivered by backfills (posted while this process was not subscribed).
@@ -286,6 +291,11 @@ impl RedisMetrics {
             publish: kind("publish"),
             load: kind("load"),
             backfill: kind("backfill"),
+            received: IntCounter::new(
+                "wschat_redis_received_total",
+                "Pub/sub messages received from Redis: one per event per subscribed process",
+            )
+            .expect("a valid counter"),
             reconnects: IntCounter::new(
                 "wschat_redis_reconnects_total",
                 "Redis pub/sub reconnections (resubscribed and backfilled)",
@@ -373,5 +383,6 @@ mod tests {
         assert!(text.contains("wschat_redis_round_trip_seconds_count{kind=\"post\"} 1"));
         assert!(text.contains("wschat_redis_reconnects_total 1"));
         assert!(text.contains("wschat_redis_post_failures_total 0"));
+        assert!(text.contains("wschat_redis_received_total 0"));
     }
 }

@@ -395,3 +395,39 @@ async fn a_socket_io_connect_redis_cannot_serve_is_a_connect_error() {
     sio_send(&mut sio, r#"40/chat,{"room":"refused","name":"sio"}"#).await;
     assert!(sio_next(&mut sio).await.starts_with("40/chat,"));
 }
+
+#[tokio::test]
+async fn each_server_receives_a_message_once_whatever_its_number_of_members() {
+    let Some(redis) = RedisServer::start("redis_rooms").await else {
+        return;
+    };
+    let (a, b) = (server_on(&redis).await, server_on(&redis).await);
+    let mut crowd = Vec::new();
+    for name in ["ann", "bob", "cat", "dan"] {
+        crowd.push(a.join(&format!("room=count&name={name}")).await.0);
+    }
+    let (mut eve, _) = b.join("room=count&name=eve").await;
+    // Everyone has everyone's join behind them before the count starts.
+    for client in crowd.iter_mut() {
+        say(client, "hello").await;
+    }
+    for _ in 0..4 {
+        next_of_type(&mut eve, "message").await;
+    }
+    let received = |metrics: &common::raw::Metrics| metrics.value("wschat_redis_received_total");
+    let (before_a, before_b) = (received(&a.metrics().await), received(&b.metrics().await));
+    for i in 0..10 {
+        say(&mut eve, &format!("m{i}")).await;
+    }
+    for client in crowd.iter_mut().chain([&mut eve]) {
+        let mut seen = 0;
+        while seen < 10 {
+            if next_of_type(client, "message").await["from"] == "eve" {
+                seen += 1;
+            }
+        }
+    }
+    // Ten posts: ten published messages on each server, four members or one.
+    assert_eq!(received(&a.metrics().await) - before_a, 10.0);
+    assert_eq!(received(&b.metrics().await) - before_b, 10.0);
+}

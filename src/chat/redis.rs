@@ -563,6 +563,7 @@ impl RedisEngine {
 
     /// A message from the subscription: into the local room it is for.
     fn feed(&self, channel_name: &str, payload: &[u8]) {
+        self.metrics.received.inc();
         let Some(name) = channel_name.strip_prefix(PREFIX) else {
             return;
         };
