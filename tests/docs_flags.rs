@@ -27,6 +27,10 @@ const OTHER_TOOLS: &[&str] = &[
     "--profile-time",
     "--batch-us",
     "--read-buffer",
+    // redis-server, in "Running more than one server".
+    "--port",
+    "--save",
+    "--appendonly",
     // loadtest/idle_deflate.py, the idle-memory measurement with a deflate-capable client.
     "--rooms-per-client",
     "--no-deflate",
