@@ -225,9 +225,10 @@ impl Metrics {
     /// Shows the Redis engine's figures beside the server's (`--redis`): registered only then,
     /// so a server without Redis shows no Redis series.
     pub fn add_redis(&self, redis: &RedisMetrics) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
             Box::new(redis.round_trips.clone()),
             Box::new(redis.received.clone()),
+            Box::new(redis.reaped.clone()),
             Box::new(redis.reconnects.clone()),
             Box::new(redis.backfilled.clone()),
             Box::new(redis.post_failures.clone()),
@@ -260,6 +261,9 @@ pub struct RedisMetrics {
     /// one per event and subscribed process, whatever the number of members it has, which is
     /// what makes the fan-out local.
     pub received: IntCounter,
+    /// Other processes this one found dead (past `--presence-expiry` without a heartbeat) and
+    /// whose users it took out of the rooms' presence.
+    pub reaped: IntCounter,
     /// Pub/sub reconnections that resubscribed and backfilled every fed room.
     pub reconnects: IntCounter,
     /// Messages delivered by backfills (posted while this process was not subscribed).
@@ -294,6 +298,11 @@ impl RedisMetrics {
             received: IntCounter::new(
                 "wschat_redis_received_total",
                 "Pub/sub messages received from Redis: one per event per subscribed process",
+            )
+            .expect("a valid counter"),
+            reaped: IntCounter::new(
+                "wschat_redis_reaped_processes_total",
+                "Other wschat processes found dead (no heartbeat within --presence-expiry) whose users this one made leave",
             )
             .expect("a valid counter"),
             reconnects: IntCounter::new(
@@ -384,5 +393,6 @@ mod tests {
         assert!(text.contains("wschat_redis_reconnects_total 1"));
         assert!(text.contains("wschat_redis_post_failures_total 0"));
         assert!(text.contains("wschat_redis_received_total 0"));
+        assert!(text.contains("wschat_redis_reaped_processes_total 0"));
     }
 }

@@ -219,6 +219,18 @@ async fn a_killed_server_s_users_leave_the_others_within_the_expiry() {
     say(&mut ann, "after the kill").await;
     expect_silence_before(&mut ann, "after the kill").await;
     expect_silence_before(&mut cat, "after the kill").await;
+    // And one of them took the dead server back, once (each counts what it reaped, after the
+    // script that published the leave returned: wait for it).
+    let reaped = || async {
+        let metric = "wschat_redis_reaped_processes_total";
+        a.metrics().await.value(metric) + c.metrics().await.value(metric)
+    };
+    let deadline = Instant::now() + WAIT;
+    while reaped().await < 1.0 {
+        assert!(Instant::now() < deadline, "no server counted the reaping");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reaped().await, 1.0, "one server reaped the dead one");
     let (_dan, welcome) = a.join("room=doomed&name=dan").await;
     assert_eq!(welcome["users"], json!(["ann", "cat", "dan"]));
 }

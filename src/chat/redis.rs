@@ -201,7 +201,13 @@ impl RedisEngine {
         let (posts, post_rx) = mpsc::channel(POST_QUEUE);
         let (control, control_rx) = mpsc::unbounded_channel();
         let origin = Epoch::random();
-        let presence = presence::Presence::start(conn.clone(), origin.to_string(), timing);
+        let metrics = RedisMetrics::new();
+        let presence = presence::Presence::start(
+            conn.clone(),
+            origin.to_string(),
+            timing,
+            metrics.reaped.clone(),
+        );
         let engine = Arc::new(RedisEngine {
             conn,
             posts,
@@ -213,7 +219,7 @@ impl RedisEngine {
             backfill_script: Script::new(BACKFILL),
             up: AtomicBool::new(true),
             losses: AtomicU64::new(0),
-            metrics: RedisMetrics::new(),
+            metrics,
             origin,
             presence,
         });

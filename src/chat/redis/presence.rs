@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use serde_json::value::RawValue;
@@ -247,7 +248,13 @@ enum Op {
 impl Presence {
     /// Starts the presence task (its first heartbeat at once: registering this process, and
     /// reaping any process that died while none was running).
-    pub(super) fn start(conn: ConnectionManager, origin: String, timing: Timing) -> Presence {
+    /// `reaped` counts the dead processes this one takes back (`/metrics`).
+    pub(super) fn start(
+        conn: ConnectionManager,
+        origin: String,
+        timing: Timing,
+        reaped: IntCounter,
+    ) -> Presence {
         let (ops, ops_rx) = mpsc::unbounded_channel();
         let lists = Arc::new(Lists::default());
         let task = Task {
@@ -258,6 +265,7 @@ impl Presence {
             dirty: false,
             lists: Arc::clone(&lists),
             scripts: Scripts::new(),
+            reaped,
         };
         tokio::spawn(task.run(ops_rx));
         Presence { ops, lists, conn }
@@ -593,6 +601,8 @@ struct Task {
     dirty: bool,
     lists: Arc<Lists>,
     scripts: Scripts,
+    /// Dead processes this one took back.
+    reaped: IntCounter,
 }
 
 impl Task {
@@ -738,7 +748,10 @@ impl Task {
             .await;
         match reaped {
             Ok(0) => {}
-            Ok(reaped) => tracing::info!(reaped, "users of processes that stopped beating left"),
+            Ok(reaped) => {
+                self.reaped.inc_by(reaped);
+                tracing::info!(reaped, "users of processes that stopped beating left");
+            }
             Err(error) => tracing::warn!(%error, "redis presence reaping failed"),
         }
     }
