@@ -9,6 +9,9 @@
 //! 2. once hyper has written the `101`, `hyper::upgrade::on` yields the connection;
 //! 3. downcast it back to the `TcpStream` and hand the stream, plus any bytes hyper had already
 //!    read past the request (a pipelined first frame), to the endpoint's session.
+//!
+//! Longer than most files here because every answer the server gives over HTTP is decided here,
+//! the refusals with their statuses included: one place to read what a request can get.
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -143,6 +143,21 @@ impl Shared {
         ws
     }
 
+    /// A chat session's socket (native or Socket.IO, named by `protocol` in `/metrics`): the
+    /// chat's message limit, and the session counted, in one place for both wire protocols.
+    pub fn chat_websocket<S: Socket>(
+        &self,
+        io: S,
+        already_read: &[u8],
+        id: u64,
+        deflate: Option<Deflate>,
+        protocol: &str,
+    ) -> WebSocket<S> {
+        let ws = self.websocket(io, already_read, self.config.max_message_size, id, deflate);
+        self.metrics.sessions.with_label_values(&[protocol]).inc();
+        ws
+    }
+
     /// Closes a connection the way `ending` calls for, and counts the close code sent.
     pub async fn finish_websocket<S: Socket>(
         &self,

@@ -8,6 +8,9 @@
 //!
 //! Server to client: see [`ServerEvent`]. Each event is serialized to JSON once and wrapped in one
 //! frame once ([`ServerEvent::to_frame`]); the room shares that frame with every subscriber.
+//!
+//! One file for the whole JSON protocol, both directions and their limits, with its tests: it is
+//! what a client author reads, and the README's protocol table follows it.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};

@@ -28,6 +28,11 @@
 //!
 //! Presence (who is in a room on any process, and the expiry of a dead process's users) is
 //! [`presence`]'s.
+//!
+//! Longer than most files here because it is one idea, what a room's messages are in Redis:
+//! the keys and the scripts that write and read them (post, load, backfill), side by side, so a
+//! change to one shows what the others assume. Who sends the posts ([`poster`]), who keeps the
+//! subscription ([`subscriber`]) and who counts presence ([`presence`]) live beside it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -47,14 +47,7 @@ pub fn run(
         grant,
         reserved,
     } = joining;
-    let mut ws = shared.websocket(
-        io,
-        &already_read,
-        shared.config.max_message_size,
-        slot.id,
-        deflate,
-    );
-    shared.metrics.sessions.with_label_values(&["native"]).inc();
+    let mut ws = shared.chat_websocket(io, &already_read, slot.id, deflate, "native");
     // Whether frames compressed with our full window may be sent (see `ws::extensions`).
     let compress = deflate.is_some_and(|d| d.compresses());
     let info = grant.as_ref().and_then(|grant| grant.info.as_deref());

@@ -28,6 +28,10 @@
 //! One task per process runs every script in order (joins, leaves, heartbeats, restores), and
 //! keeps the table of what this process has registered: so a restore always sends what the
 //! scripts before it left, never a table a join in flight is about to change.
+//!
+//! Long because its Lua scripts and the Rust that calls them are one contract about the
+//! same keys (the reaping and restoring scripts share the counting function that joins and
+//! leaves use), and read best together.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};

@@ -17,6 +17,9 @@
 //! parser does the same, and a server that accepted `42"x"` would have to decide later what it
 //! means). The session closes the connection on any [`PacketError`]: a client library never
 //! sends one, so whoever does is not a client worth answering.
+//!
+//! Long because every packet type and every refusal has its unit test beside the parser (about
+//! 40 % of the file), as the Socket.IO work asked.
 
 use serde_json::Value;
 

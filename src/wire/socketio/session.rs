@@ -14,6 +14,9 @@
 //! The RFC 6455 duties (WebSocket pings, idle, budgets, rate limits, the close handshake) stay
 //! [`crate::ws::serve`]'s, as for a native connection; this file adds only what Engine.IO and
 //! Socket.IO ask on top, using the connection's one timer through [`Session::deadline`].
+//!
+//! Long because it is one state machine (open, namespace, heartbeat, events, acks), whose
+//! states read best in one place; the packets themselves are [`super::packet`]'s.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -52,18 +55,7 @@ pub fn run(
 ) -> impl Future<Output = ()> + Send {
     // Compressed messages from the client are read when negotiated; what we send is not
     // compressed (Socket.IO frames are small, and the plain one is what every receiver shares).
-    let mut ws = shared.websocket(
-        io,
-        &already_read,
-        shared.config.max_message_size,
-        slot.id,
-        deflate,
-    );
-    shared
-        .metrics
-        .sessions
-        .with_label_values(&["socketio"])
-        .inc();
+    let mut ws = shared.chat_websocket(io, &already_read, slot.id, deflate, "socketio");
     let now = Instant::now();
     let config = &shared.config;
     let open = serde_json::json!({
